@@ -1,0 +1,79 @@
+"""autodag: plugin-extensible, define-then-run reverse-mode automatic differentiation.
+
+>>> import autodag as ad
+>>> with ad.Graph() as g:
+...     x = ad.Variable(0.9, name="x")
+...     y = ad.Variable(0.4, name="y")
+...     c = ad.Constant(1.3, name="c")
+...     z = (x * y + c) * c + x
+>>> [round(float(v), 6) for v in ad.grad(z, [x, y, c])]
+[1.52, 1.17, 2.96]
+"""
+
+
+from . import hookspecs, ops
+from .errors import (
+    AutodagError,
+    GradientError,
+    GraphMismatchError,
+    MissingFeedError,
+    OpDefinitionError,
+    OpExecutionError,
+    OpNotFoundError,
+    PluginConflictError,
+    PluginLoadError,
+    PluginWarning,
+    ShapeMismatchError,
+)
+from .execute import backward_pass, evaluate, forward_pass, grad, topological_sort
+from .graph import Graph, get_default_graph
+from .hookspecs import hookimpl
+from .nodes import Constant, Node, Operator, Placeholder, Variable
+from .opdef import REQUIRED, OpDef, Sample
+from .registry import (
+    get_plugin_manager,
+    get_registry,
+    register_plugin,
+    reset_plugins,
+    unregister_plugin,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "REQUIRED",
+    "AutodagError",
+    "Constant",
+    "GradientError",
+    "Graph",
+    "GraphMismatchError",
+    "MissingFeedError",
+    "Node",
+    "OpDef",
+    "OpDefinitionError",
+    "OpExecutionError",
+    "OpNotFoundError",
+    "Operator",
+    "Placeholder",
+    "PluginConflictError",
+    "PluginLoadError",
+    "PluginWarning",
+    "Sample",
+    "ShapeMismatchError",
+    "Variable",
+    "__version__",
+    "backward_pass",
+    "evaluate",
+    "forward_pass",
+    "get_default_graph",
+    "get_plugin_manager",
+    "get_registry",
+    "grad",
+    "hookimpl",
+    "hookspecs",
+    "ops",
+    "register_plugin",
+    "reset_plugins",
+    "topological_sort",
+    "unregister_plugin",
+]

@@ -1,0 +1,253 @@
+"""The built-in plugin: arithmetic ops, and the structural ops their rules are made of.
+
+It is registered through the same hook as any third-party plugin. Every rule here uses
+only ``xp`` and Python operators, so it serves numbers and graph nodes alike.
+
+Forward rules keep Python scalars as Python scalars where Python computes the same
+result as NumPy (the fast path for scalar graphs), and fall back to NumPy where Python
+would raise or go complex.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, Final
+
+import numpy as np
+
+from ._arrays import sum_to
+from .hookspecs import hookimpl
+from .opdef import REQUIRED, OpDef, Sample
+
+__all__ = ["autodag_register_ops"]
+
+_PY_REAL: Final = (int, float)
+
+
+def _py(*xs: Any) -> bool:
+    return all(type(x) in _PY_REAL for x in xs)
+
+
+def _divide(a: Any, b: Any) -> Any:
+    try:
+        return a / b
+    except ZeroDivisionError:
+        return np.divide(np.float64(a), b)
+
+
+def _power(a: Any, b: Any) -> Any:
+    if _py(a, b):
+        try:
+            r = a**b
+        except ZeroDivisionError:
+            return np.power(np.float64(a), b)
+        if type(r) is complex:  # Python goes complex for (-8.0) ** (1/3); NumPy gives nan
+            return np.power(np.float64(a), b)
+        return r
+    if np.result_type(a).kind in "biu" and np.result_type(b).kind in "biu":
+        # NumPy refuses integers to negative integer powers; autodag computes in float.
+        return np.power(np.asarray(a, dtype=np.float64), b)
+    return np.power(a, b)
+
+
+def _floated(a: Any) -> Any:
+    return np.asarray(a, dtype=np.float64) if np.result_type(a).kind in "biu" else a
+
+
+def _log_or_zero(a: Any) -> Any:
+    """log(a) where a > 0, 0 where a == 0 (nan where a < 0, as NumPy's real log)."""
+    if type(a) is float and a > 0:
+        return math.log(a)
+    arr = _floated(np.asarray(a))
+    with np.errstate(invalid="ignore"):
+        r = np.log(np.where(arr == 0, 1, arr))
+    return r if np.ndim(r) else r[()]
+
+
+def _power_base_grad(a: Any, b: Any) -> Any:
+    """d(a**b)/da = b * a**(b-1), exactly 0 where b == 0."""
+    if _py(a, b):
+        if b == 0:
+            return 0.0
+        try:
+            r = b * a ** (b - 1)
+            if type(r) is not complex:
+                return r
+        except ZeroDivisionError:
+            pass
+    af = _floated(np.asarray(a))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.where(np.equal(b, 0), 0, b * np.power(af, np.subtract(b, 1)))
+    return r if np.ndim(r) else r[()]
+
+
+# --- backward rules: vjp(xp, g, out, *inputs, **attrs) --------------------------------
+def _g(xp: Any, g: Any, out: Any, *args: Any) -> Any:
+    return g
+
+
+def _neg_g(xp: Any, g: Any, out: Any, *args: Any) -> Any:
+    return -g
+
+
+def _matmul_da(xp: Any, g: Any, out: Any, a: Any, b: Any) -> Any:
+    an, bn = xp.ndim(a), xp.ndim(b)
+    if an == 1 and bn == 1:
+        return g * b
+    if bn == 1:  # (..., n, k) @ (k,) -> (..., n)
+        return xp.expand_dims(g, -1) * b
+    if an == 1:  # (k,) @ (..., k, m) -> (..., m); batch axes are summed by the engine
+        return xp.squeeze(xp.matmul(b, xp.expand_dims(g, -1)), -1)
+    return xp.matmul(g, xp.swapaxes(b, -1, -2))
+
+
+def _matmul_db(xp: Any, g: Any, out: Any, a: Any, b: Any) -> Any:
+    an, bn = xp.ndim(a), xp.ndim(b)
+    if an == 1 and bn == 1:
+        return g * a
+    if an == 1:  # (k,) @ (..., k, m) -> (..., m)
+        return xp.expand_dims(a, -1) * xp.expand_dims(g, -2)
+    if bn == 1:  # (..., n, k) @ (k,) -> (..., n)
+        return xp.squeeze(xp.matmul(xp.swapaxes(a, -1, -2), xp.expand_dims(g, -1)), -1)
+    return xp.matmul(xp.swapaxes(a, -1, -2), g)
+
+
+def _squeeze_axes(xp: Any, a: Any, axis: Any) -> Any:
+    if axis is None:
+        return tuple(i for i, s in enumerate(xp.shape(a)) if s == 1)
+    return axis
+
+
+# --- sample inputs for autodag.testing.check_op -------------------------------------
+def _binary_samples(
+    positive_b: bool = False, positive_a: bool = False
+) -> Callable[[np.random.Generator], list[Sample]]:
+    def samples(rng: np.random.Generator) -> list[Sample]:
+        def draw(shape: tuple[int, ...], positive: bool) -> Any:
+            x = rng.standard_normal(shape)
+            return np.abs(x) + 0.5 if positive else x
+
+        return [
+            Sample((draw((3,), positive_a), draw((3,), positive_b))),
+            Sample((draw((2, 3), positive_a), draw((3,), positive_b))),
+            Sample((draw((2, 1), positive_a), draw((1, 4), positive_b))),
+            Sample((draw((), positive_a), draw((2, 2), positive_b))),
+        ]
+
+    return samples
+
+
+def _unary_samples(rng: np.random.Generator) -> list[Sample]:
+    return [Sample((rng.standard_normal((2, 3)),)), Sample((rng.standard_normal(()),))]
+
+
+def _matmul_samples(rng: np.random.Generator) -> list[Sample]:
+    r = rng.standard_normal
+    return [
+        Sample((r((2, 3)), r((3, 4)))),
+        Sample((r((3,)), r((3, 4)))),
+        Sample((r((2, 3)), r((3,)))),
+        Sample((r((3,)), r((3,)))),
+        Sample((r((5, 2, 3)), r((3, 4)))),
+        Sample((r((3,)), r((5, 3, 2)))),
+    ]
+
+
+_OPS: Final = [
+    OpDef(
+        name="add", arity=2, forward=lambda a, b: a + b, backward=(_g, _g),
+        input_names=("x1", "x2"), samples=_binary_samples(), doc="Elementwise a + b.",
+    ),
+    OpDef(
+        name="subtract", arity=2, prefix="sub", forward=lambda a, b: a - b,
+        backward=(_g, _neg_g), input_names=("x1", "x2"), samples=_binary_samples(),
+        doc="Elementwise a - b.",
+    ),
+    OpDef(
+        name="negate", arity=1, prefix="neg", forward=lambda a: -a, backward=(_neg_g,),
+        input_names=("x",), samples=_unary_samples, doc="Elementwise -a.",
+    ),
+    OpDef(
+        name="multiply", arity=2, prefix="mul", forward=lambda a, b: a * b,
+        backward=(
+            lambda xp, g, out, a, b: g * b,
+            lambda xp, g, out, a, b: g * a,
+        ),
+        input_names=("x1", "x2"), samples=_binary_samples(), doc="Elementwise a * b.",
+    ),
+    OpDef(
+        name="divide", arity=2, prefix="div", forward=_divide,
+        backward=(
+            lambda xp, g, out, a, b: g / b,
+            lambda xp, g, out, a, b: -g * a / (b * b),
+        ),
+        input_names=("x1", "x2"), samples=_binary_samples(positive_b=True),
+        doc="Elementwise a / b.",
+    ),
+    OpDef(
+        name="power", arity=2, prefix="pow", forward=_power,
+        backward=(
+            lambda xp, g, out, a, b: g * xp.power_base_grad(a, b),
+            lambda xp, g, out, a, b: g * out * xp.log_or_zero(a),
+        ),
+        input_names=("x1", "x2"), samples=_binary_samples(positive_a=True),
+        doc="Elementwise a ** b; d/db is log(a) * a**b where a > 0 and 0 where a == 0.",
+    ),
+    OpDef(
+        name="matmul", arity=2, forward=lambda a, b: a @ b, backward=(_matmul_da, _matmul_db),
+        input_names=("x1", "x2"), samples=_matmul_samples,
+        doc="Matrix product a @ b with NumPy's rules for 1-D and batched operands.",
+    ),
+    # Structural ops that the rules above (and the engine's symbolic unbroadcasting) need.
+    OpDef(
+        name="expand_dims", arity=1, attributes={"axis": REQUIRED},
+        forward=lambda a, axis: np.expand_dims(a, axis),
+        backward=(lambda xp, g, out, a, axis: xp.squeeze(g, axis),),
+        input_names=("a",), doc="Insert a length-1 axis, as numpy.expand_dims.",
+    ),
+    OpDef(
+        name="squeeze", arity=1, attributes={"axis": None},
+        forward=lambda a, axis: np.squeeze(a, axis),
+        backward=(lambda xp, g, out, a, axis: xp.expand_dims(g, _squeeze_axes(xp, a, axis)),),
+        input_names=("a",), doc="Remove length-1 axes, as numpy.squeeze.",
+    ),
+    OpDef(
+        name="swapaxes", arity=1, attributes={"axis1": REQUIRED, "axis2": REQUIRED},
+        forward=lambda a, axis1, axis2: np.swapaxes(a, axis1, axis2),
+        backward=(lambda xp, g, out, a, axis1, axis2: xp.swapaxes(g, axis1, axis2),),
+        input_names=("a",), doc="Interchange two axes, as numpy.swapaxes.",
+    ),
+    OpDef(
+        name="unbroadcast", arity=2,
+        forward=lambda g, like: sum_to(g, np.shape(like)),
+        backward=(lambda xp, h, out, g, like: xp.broadcast_like(h, g), None),
+        doc="Sum g over the axes along which a value shaped like `like` was broadcast.",
+    ),
+    OpDef(
+        name="broadcast_like", arity=2,
+        forward=lambda a, like: np.broadcast_to(a, np.broadcast_shapes(np.shape(a),
+                                                                      np.shape(like))),
+        backward=(lambda xp, h, out, a, like: xp.unbroadcast(h, a), None),
+        doc="Broadcast a against the shape of `like`.",
+    ),
+    OpDef(
+        name="log_or_zero", arity=1, forward=_log_or_zero,
+        backward=(lambda xp, g, out, a: g / a,),
+        doc="log(a) where a > 0, 0 where a == 0: the exponent rule of power.",
+    ),
+    OpDef(
+        name="power_base_grad", arity=2, forward=_power_base_grad,
+        backward=(
+            lambda xp, g, out, a, b: g * b * xp.power_base_grad(a, b - 1),
+            lambda xp, g, out, a, b: g * (a ** (b - 1)) * (1 + b * xp.log_or_zero(a)),
+        ),
+        doc="b * a**(b-1), 0 where b == 0: the base rule of power.",
+    ),
+]
+
+
+@hookimpl
+def autodag_register_ops() -> list[OpDef]:
+    """The built-in ops."""
+    return list(_OPS)

@@ -1,0 +1,47 @@
+"""Hook specifications: what an autodag plugin may implement.
+
+A plugin is any module or object with functions marked ``@autodag.hookimpl``; a
+distribution makes one discoverable by declaring it in the ``autodag`` entry-point
+group::
+
+    [project.entry-points.autodag]
+    myops = "myops.plugin"
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Final
+
+import pluggy
+
+from .opdef import OpDef
+
+__all__ = ["PROJECT_NAME", "autodag_register_ops", "hookimpl", "hookspec"]
+
+PROJECT_NAME: Final = "autodag"
+
+hookspec: Final = pluggy.HookspecMarker(PROJECT_NAME)
+#: Marks a function of a plugin as the implementation of an autodag hook.
+hookimpl: Final = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+@hookspec
+def autodag_register_ops() -> Iterable[OpDef]:  # type: ignore[empty-body]
+    """Return the op definitions this plugin provides.
+
+    Example::
+
+        import autodag
+        from autodag import OpDef
+
+        @autodag.hookimpl
+        def autodag_register_ops():
+            return [
+                OpDef(
+                    name="square", arity=1,
+                    forward=lambda a: a * a,
+                    backward=(lambda xp, g, out, a: 2 * g * a,),
+                )
+            ]
+    """

@@ -1,0 +1,376 @@
+"""Node kinds (Variable, Constant, Placeholder, Operator) and operator overloading."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping, Sequence
+from types import FrameType
+from typing import TYPE_CHECKING, Any, Final
+
+import numpy as np
+
+from .errors import GraphMismatchError
+from .graph import Graph, active_graph, get_default_graph
+
+if TYPE_CHECKING:
+    from .opdef import OpDef
+    from .registry import PluginInfo, RegisteredOp
+
+__all__ = [
+    "Constant",
+    "Node",
+    "Operator",
+    "Placeholder",
+    "Variable",
+    "as_value",
+    "make_operator",
+]
+
+_NUMERIC_KINDS: Final = frozenset("biuf")
+_PACKAGE_PREFIXES: Final = ("autodag", "autodag_")
+
+
+def as_value(value: Any, what: str) -> Any:
+    """Check that ``value`` is numeric; keep Python and NumPy scalars and arrays as they are."""
+    if isinstance(value, (bool, int, float)):
+        return value
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind not in _NUMERIC_KINDS:
+            raise TypeError(f"{what}: value must be numeric, got an array of dtype {value.dtype}")
+        return value
+    if isinstance(value, np.generic):
+        if value.dtype.kind not in _NUMERIC_KINDS:
+            raise TypeError(f"{what}: value must be numeric, got {type(value).__name__}")
+        return value
+    if isinstance(value, (list, tuple)):
+        try:
+            arr = np.asarray(value)
+        except ValueError as exc:  # ragged nesting
+            raise TypeError(f"{what}: value is not a rectangular numeric array: {exc}") from None
+        if arr.dtype.kind not in _NUMERIC_KINDS:
+            raise TypeError(
+                f"{what}: value must be numeric, got a sequence of dtype {arr.dtype}"
+            )
+        return arr
+    if isinstance(value, Node):
+        raise TypeError(f"{what}: value must be a number or array, got node {value.name!r}")
+    raise TypeError(f"{what}: value must be numeric, got {type(value).__name__}: {value!r:.60}")
+
+
+def _site() -> tuple[str, int] | None:
+    """File and line of the first caller frame outside autodag and its plugins."""
+    f: FrameType | None = sys._getframe(2)
+    while f is not None:
+        mod = f.f_globals.get("__name__", "")
+        if not mod.startswith(_PACKAGE_PREFIXES):
+            return f.f_code.co_filename, f.f_lineno
+        f = f.f_back
+    return None
+
+
+class Node:
+    """Base of every graph node; supports the arithmetic operators.
+
+    Nodes compare and hash by identity, so they can be keys of a feed dict.
+    """
+
+    # NumPy must hand binary operations with a node on the right back to the node,
+    # instead of building an object array of nodes.
+    __array_ufunc__ = None
+    __array_priority__ = 1000
+
+    name: str
+    graph: Graph
+    gradient: Any
+    site: tuple[str, int] | None
+
+    def __init__(self, name: str | None, prefix: str, graph: Graph | None = None) -> None:
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"node name must be a string, got {type(name).__name__}")
+        self.graph = graph if graph is not None else get_default_graph()
+        self.name = self.graph.next_name(prefix) if name is None else name
+        self.gradient = None
+        self.site = _site()
+
+    @property
+    def value(self) -> Any:
+        """The node's current value (None before it is computed or fed)."""
+        return self._value
+
+    @value.setter
+    def value(self, v: Any) -> None:
+        self._value = v
+
+    @property
+    def shape(self) -> tuple[int, ...] | None:
+        """Shape of the current value, or None when there is no value yet."""
+        v = self._value
+        return None if v is None else tuple(np.shape(v))
+
+    def where(self) -> str:
+        """``file:line`` where the node was created, or ``unknown location``."""
+        return f"{self.site[0]}:{self.site[1]}" if self.site else "unknown location"
+
+    # --- arithmetic -----------------------------------------------------------------
+    def __add__(self, other: Any) -> Any:
+        return _binary("add", self, other)
+
+    def __radd__(self, other: Any) -> Any:
+        return _binary("add", other, self)
+
+    def __sub__(self, other: Any) -> Any:
+        return _binary("subtract", self, other)
+
+    def __rsub__(self, other: Any) -> Any:
+        return _binary("subtract", other, self)
+
+    def __mul__(self, other: Any) -> Any:
+        return _binary("multiply", self, other)
+
+    def __rmul__(self, other: Any) -> Any:
+        return _binary("multiply", other, self)
+
+    def __truediv__(self, other: Any) -> Any:
+        return _binary("divide", self, other)
+
+    def __rtruediv__(self, other: Any) -> Any:
+        return _binary("divide", other, self)
+
+    def __pow__(self, other: Any) -> Any:
+        return _binary("power", self, other)
+
+    def __rpow__(self, other: Any) -> Any:
+        return _binary("power", other, self)
+
+    def __matmul__(self, other: Any) -> Any:
+        return _binary("matmul", self, other)
+
+    def __rmatmul__(self, other: Any) -> Any:
+        return _binary("matmul", other, self)
+
+    def __neg__(self) -> Operator:
+        return _call("negate", (self,), {})
+
+    def __pos__(self) -> Node:
+        return self
+
+    def __abs__(self) -> Operator:
+        return _call("abs", (self,), {})
+
+    # Ordering comparisons build comparison nodes; == and != stay identity (dict keys).
+    def __lt__(self, other: Any) -> Any:
+        return _binary("less", self, other)
+
+    def __le__(self, other: Any) -> Any:
+        return _binary("less_equal", self, other)
+
+    def __gt__(self, other: Any) -> Any:
+        return _binary("greater", self, other)
+
+    def __ge__(self, other: Any) -> Any:
+        return _binary("greater_equal", self, other)
+
+    __hash__ = object.__hash__
+
+    # --- array sugar, available when a plugin provides the op ------------------------
+    def __getitem__(self, index: Any) -> Operator:
+        return _call("getitem", (self, index), {})
+
+    def sum(self, axis: Any = None, keepdims: bool = False) -> Operator:
+        """``sum(self, axis, keepdims)``."""
+        return _call("sum", (self,), {"axis": axis, "keepdims": keepdims})
+
+    def mean(self, axis: Any = None, keepdims: bool = False) -> Operator:
+        """``mean(self, axis, keepdims)``."""
+        return _call("mean", (self,), {"axis": axis, "keepdims": keepdims})
+
+    def max(self, axis: Any = None, keepdims: bool = False) -> Operator:
+        """``max(self, axis, keepdims)``."""
+        return _call("max", (self,), {"axis": axis, "keepdims": keepdims})
+
+    def reshape(self, *shape: Any) -> Operator:
+        """``reshape(self, shape)``; takes ``x.reshape(2, 3)`` or ``x.reshape((2, 3))``."""
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        return _call("reshape", (self, tuple(shape)), {})
+
+    def transpose(self, *axes: Any) -> Operator:
+        """``transpose(self, axes)``."""
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = tuple(axes[0])
+        return _call("transpose", (self, tuple(axes) if axes else None), {})
+
+    @property
+    def T(self) -> Operator:
+        """``transpose(self)``."""
+        return _call("transpose", (self,), {})
+
+
+class Variable(Node):
+    """A node holding a mutable value that gradients are usually taken for."""
+
+    def __init__(self, value: Any, name: str | None = None, *, graph: Graph | None = None) -> None:
+        super().__init__(name, "Var", graph)
+        self._value = as_value(value, f"Variable {self.name!r}")
+        self.graph._add(self, self.graph.variables)
+
+    @Node.value.setter  # type: ignore[attr-defined,untyped-decorator]
+    def value(self, v: Any) -> None:
+        self._value = as_value(v, f"Variable {self.name!r}")
+
+    def __repr__(self) -> str:
+        return f"Variable: name:{self.name}, value:{self._value}"
+
+
+class Constant(Node):
+    """A node whose value cannot be reassigned."""
+
+    def __init__(self, value: Any, name: str | None = None, *, graph: Graph | None = None) -> None:
+        super().__init__(name, "Const", graph)
+        self._value = as_value(value, f"Constant {self.name!r}")
+        self.graph._add(self, self.graph.constants)
+
+    @Node.value.setter  # type: ignore[attr-defined,untyped-decorator]
+    def value(self, v: Any) -> None:
+        raise ValueError(f"cannot reassign Constant {self.name!r}")
+
+    def __repr__(self) -> str:
+        return f"Constant: name:{self.name}, value:{self._value}"
+
+
+class Placeholder(Node):
+    """A node that is given its value at run time through a feed dict."""
+
+    def __init__(
+        self,
+        name: str | None = None,
+        dtype: Any = float,
+        shape: Sequence[int | None] | None = None,
+        *,
+        graph: Graph | None = None,
+    ) -> None:
+        super().__init__(name, "Plc", graph)
+        self.dtype = np.dtype(dtype)
+        self.declared_shape = None if shape is None else tuple(shape)
+        self._value = None
+        self.graph._add(self, self.graph.placeholders)
+
+    @property
+    def shape(self) -> tuple[int, ...] | None:
+        """Shape of the fed value, else the declared shape when fully known."""
+        if self._value is not None:
+            return tuple(np.shape(self._value))
+        ds = self.declared_shape
+        if ds is not None and all(d is not None for d in ds):
+            return tuple(int(d) for d in ds if d is not None)
+        return None
+
+    def check_feed(self, value: Any) -> Any:
+        """Validate a fed value against the declared dtype and shape."""
+        v = as_value(value, f"feed for Placeholder {self.name!r}")
+        if self.dtype.kind == "f" and np.result_type(v).kind in "biu":
+            v = np.asarray(v, dtype=self.dtype)
+        ds = self.declared_shape
+        if ds is not None:
+            vs = np.shape(v)
+            if len(vs) != len(ds) or any(d is not None and d != s for d, s in zip(ds, vs)):
+                raise ValueError(
+                    f"feed for Placeholder {self.name!r} has shape {vs}, declared shape {ds}"
+                )
+        return v
+
+    def __repr__(self) -> str:
+        return f"Placeholder: name:{self.name}, value:{self._value}"
+
+
+class Operator(Node):
+    """A node that applies a registered op to its input nodes."""
+
+    op: OpDef
+    plugin: PluginInfo
+    inputs: tuple[Node, ...]
+    attrs: Mapping[str, Any]
+
+    def __init__(
+        self,
+        registered: RegisteredOp,
+        inputs: tuple[Node, ...],
+        attrs: Mapping[str, Any],
+        name: str | None = None,
+        *,
+        graph: Graph | None = None,
+    ) -> None:
+        super().__init__(name, registered.opdef.prefix, graph)
+        self.op = registered.opdef
+        self.plugin = registered.plugin
+        self.inputs = inputs
+        self.attrs = attrs
+        self._value = None
+        self.graph._add(self, self.graph.operators)
+
+    def describe(self) -> str:
+        """``node 'add/0' (op 'add' from plugin ..., created at file:line)``, for errors."""
+        return (
+            f"node {self.name!r} (op {self.op.name!r} from plugin {self.plugin.describe()}, "
+            f"created at {self.where()})"
+        )
+
+    def __repr__(self) -> str:
+        return f"Operator: name:{self.name}"
+
+
+def _graph_for(inputs: Sequence[Any], op_name: str) -> Graph:
+    """The graph a new operator joins: its inputs' graph, checked against ``with`` blocks."""
+    graph: Graph | None = None
+    first: Node | None = None
+    for x in inputs:
+        if isinstance(x, Node):
+            if graph is None:
+                graph, first = x.graph, x
+            elif x.graph is not graph:
+                assert first is not None
+                raise GraphMismatchError(
+                    f"op {op_name!r}: inputs {first.name!r} and {x.name!r} belong to "
+                    f"different graphs ({first.graph!r} and {x.graph!r})"
+                )
+    active = active_graph()
+    if graph is None:
+        return get_default_graph()
+    if active is not None and active is not graph:
+        assert first is not None
+        raise GraphMismatchError(
+            f"op {op_name!r}: input {first.name!r} belongs to {graph!r}, not to the graph "
+            f"of the enclosing 'with' block ({active!r})"
+        )
+    return graph
+
+
+def make_operator(
+    registered: RegisteredOp, args: Sequence[Any], kwargs: dict[str, Any]
+) -> Operator:
+    """Build an Operator node from a NumPy-style call; non-node inputs become Constants."""
+    name = kwargs.pop("name", None)
+    raw_inputs, attrs = registered.opdef.bind(args, kwargs)
+    graph = _graph_for(raw_inputs, registered.opdef.name)
+    inputs = tuple(
+        x if isinstance(x, Node)
+        else Constant(as_value(x, f"op {registered.opdef.name!r} input {i}"), graph=graph)
+        for i, x in enumerate(raw_inputs)
+    )
+    return Operator(registered, inputs, attrs, name, graph=graph)
+
+
+def _call(op_name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Operator:
+    from .registry import get_registry
+
+    return make_operator(get_registry().get(op_name), args, kwargs)
+
+
+def _is_operand(x: Any) -> bool:
+    return isinstance(x, (Node, bool, int, float, np.ndarray, np.generic, list, tuple))
+
+
+def _binary(op_name: str, a: Any, b: Any) -> Any:
+    if not (_is_operand(a) and _is_operand(b)):
+        return NotImplemented
+    return _call(op_name, (a, b), {})

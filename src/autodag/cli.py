@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run the worked example", description="Run the demo.")
     demo.add_argument("--out", default="autodag-demo", help="output folder (default %(default)s)")
     demo.set_defaults(func=_demo)
+    # Further commands register themselves here, one module each.
     return parser
 
 

@@ -84,3 +84,10 @@ def test_unsupported_operand_is_type_error() -> None:
         _ = x + "a"
     with pytest.raises(TypeError):
         _ = object() * x
+
+
+def test_nodes_are_not_iterable() -> None:
+    with ad.Graph():
+        x = ad.Variable(np.ones(3), name="x")
+    with pytest.raises(TypeError, match="not iterable"):
+        list(x)

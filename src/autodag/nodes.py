@@ -173,6 +173,11 @@ class Node:
     __hash__ = object.__hash__
 
     # --- array sugar, available when a plugin provides the op ------------------------
+    def __iter__(self) -> Any:
+        # Without this, __getitem__ would make nodes "iterable" forever (np.array([x, y])
+        # or list(x) would build getitem nodes without end).
+        raise TypeError(f"node {self.name!r} is not iterable; index it with x[i]")
+
     def __getitem__(self, index: Any) -> Operator:
         return _call("getitem", (self, index), {})
 

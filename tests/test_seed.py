@@ -65,7 +65,7 @@ def test_demo_prints_expectations_and_writes_dot(tmp_path: Path) -> None:
 
 
 def test_cli_demo_and_version(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "--out", str(tmp_path)]) == 0
+    assert main(["demo", "--no-train", "--out", str(tmp_path)]) == 0
     assert "dz/dc computed = 2.96" in capsys.readouterr().out
     with pytest.raises(SystemExit) as exc:
         main(["--version"])

@@ -26,6 +26,7 @@ from .errors import (
     ShapeMismatchError,
 )
 from .execute import backward_pass, evaluate, forward_pass, grad, topological_sort
+from .forward import jvp, jvp_nodes
 from .graph import Graph, get_default_graph
 from .hookspecs import hookimpl
 from .nodes import Constant, Node, Operator, Placeholder, Variable
@@ -36,6 +37,14 @@ from .registry import (
     register_plugin,
     reset_plugins,
     unregister_plugin,
+)
+from .shapes import ShapeInferenceError
+from .symbolic import (
+    SymbolicGradientError,
+    gradients,
+    hessian,
+    hessian_vector_product,
+    jacobian,
 )
 
 __version__ = "0.1.0"
@@ -59,7 +68,9 @@ __all__ = [
     "PluginLoadError",
     "PluginWarning",
     "Sample",
+    "ShapeInferenceError",
     "ShapeMismatchError",
+    "SymbolicGradientError",
     "Variable",
     "__version__",
     "backward_pass",
@@ -69,8 +80,14 @@ __all__ = [
     "get_plugin_manager",
     "get_registry",
     "grad",
+    "gradients",
+    "hessian",
+    "hessian_vector_product",
     "hookimpl",
     "hookspecs",
+    "jacobian",
+    "jvp",
+    "jvp_nodes",
     "ops",
     "register_plugin",
     "reset_plugins",

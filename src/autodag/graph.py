@@ -103,6 +103,12 @@ class Graph:
     def __len__(self) -> int:
         return len(self.nodes)
 
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        """Jupyter display: the picture of the graph, or text without Graphviz."""
+        from .viz import mimebundle
+
+        return mimebundle(self)
+
 
 _local = threading.local()
 _default_graph = Graph()

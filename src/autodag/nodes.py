@@ -111,6 +111,12 @@ class Node:
         """``file:line`` where the node was created, or ``unknown location``."""
         return f"{self.site[0]}:{self.site[1]}" if self.site else "unknown location"
 
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        """Jupyter display: the picture of this node's graph, or text without Graphviz."""
+        from .viz import mimebundle
+
+        return mimebundle(self)
+
     # --- arithmetic -----------------------------------------------------------------
     def __add__(self, other: Any) -> Any:
         return _binary("add", self, other)
@@ -179,7 +185,8 @@ class Node:
         raise TypeError(f"node {self.name!r} is not iterable; index it with x[i]")
 
     def __getitem__(self, index: Any) -> Operator:
-        return _call("getitem", (self, index), {})
+        # A list index is an integer array to NumPy; as an attribute it would become a tuple.
+        return _call("getitem", (self, np.asarray(index) if isinstance(index, list) else index), {})
 
     def sum(self, axis: Any = None, keepdims: bool = False) -> Operator:
         """``sum(self, axis, keepdims)``."""

@@ -124,6 +124,13 @@ class Registry:
                 f"; it is provided by installed plugin {who}, which is not loaded "
                 f"(check {ENV_DISABLE_AUTOLOAD} and {ENV_LOAD_ONLY})"
             )
+        elif self.failed:
+            who = "; ".join(
+                f"{f.name!r}" + (f" ({f.distribution})" if f.distribution else "")
+                + f": {f.reason}"
+                for f in self.failed
+            )
+            msg += f"; no loaded plugin provides it, and these plugins failed to load: {who}"
         else:
             msg += "; no installed plugin provides it"
         close = difflib.get_close_matches(name, list(self.ops), n=5, cutoff=0.6)
@@ -171,7 +178,12 @@ class _Hooks:
         caller = self._pm.hook.autodag_register_ops
         # Call each implementation alone so that every op is credited to its plugin.
         for impl in caller.get_hookimpls():
-            yield impl.plugin_name, impl.function()
+            try:
+                result: object = impl.function()
+            except Exception as exc:
+                # Typically an OpDef that failed validation: one plugin's fault, not ours.
+                result = exc
+            yield impl.plugin_name, result
 
 
 _lock = threading.RLock()
@@ -222,7 +234,8 @@ def _allowed(ep_name: str) -> bool:
 
 def _load_entry_points(pm: _Manager) -> None:
     seen: set[str] = set()
-    for ep in md.entry_points(group=ENTRY_POINT_GROUP):
+    # Sorted, so that plugins (and any conflict between them) come out the same every run.
+    for ep in sorted(md.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
         if ep.name in seen:  # the same distribution seen twice on sys.path
             continue
         seen.add(ep.name)
@@ -255,6 +268,15 @@ def _load_entry_points(pm: _Manager) -> None:
             )
             continue
         pm.infos[ep.name] = info
+    only = os.environ.get(ENV_LOAD_ONLY)
+    unknown = sorted({n.strip() for n in (only or "").split(",") if n.strip()} - seen)
+    if unknown and not _env_flag(ENV_DISABLE_AUTOLOAD):
+        # A misspelt name would otherwise just make ops go missing.
+        warnings.warn(
+            f"{ENV_LOAD_ONLY} names {', '.join(map(repr, unknown))}, but no installed "
+            f"plugin has that name; installed: {', '.join(sorted(seen)) or 'none'}",
+            PluginWarning, stacklevel=5,
+        )
 
 
 def _build_manager() -> _Manager:
@@ -263,17 +285,20 @@ def _build_manager() -> _Manager:
     pm.register(builtin, name=BUILTIN_NAME)
     pm.infos[BUILTIN_NAME] = PluginInfo(BUILTIN_NAME)
     _load_entry_points(pm)
-    try:
-        pm.check_pending()
-    except pluggy.PluginValidationError as exc:
-        # A misspelt hook name: the plugin would silently contribute nothing.
-        name = pm.get_name(exc.plugin) or repr(exc.plugin)
-        info = pm.infos.get(name, PluginInfo(name))
-        _report(
-            FailedPlugin(name, f"unknown hook: {exc}", info.distribution, info.version,
-                         info.entry_point),
-            pm,
-        )
+    while True:
+        try:
+            pm.check_pending()
+            break
+        except pluggy.PluginValidationError as exc:
+            # A misspelt hook name: the plugin would silently contribute nothing.
+            name = pm.get_name(exc.plugin) or repr(exc.plugin)
+            info = pm.infos.pop(name, PluginInfo(name))
+            pm.unregister(exc.plugin)
+            _report(
+                FailedPlugin(name, f"unknown hook: {exc}", info.distribution, info.version,
+                             info.entry_point),
+                pm,
+            )
     return pm
 
 
@@ -308,9 +333,20 @@ def register_plugin(plugin: object, name: str | None = None) -> str:
         raise PluginLoadError(f"plugin {name or plugin!r} is blocked and was not registered")
     pm.infos.setdefault(registered, PluginInfo(registered))
     try:
+        try:
+            pm.check_pending()
+            fn = getattr(plugin, "autodag_register_ops", None)
+            if fn is not None:
+                try:
+                    result: object = fn()
+                except Exception as exc:
+                    result = exc
+                _collect(registered, result)
+        except (pluggy.PluginValidationError, PluginLoadError) as exc:
+            raise PluginLoadError(f"plugin {registered!r} was not registered: {exc}") from exc
         get_registry()
     except Exception:
-        # Leave everything usable: a plugin whose ops conflict is taken back out.
+        # Leave everything usable: a malformed or conflicting plugin is taken back out.
         pm.unregister(plugin)
         pm.infos.pop(registered, None)
         raise
@@ -355,6 +391,10 @@ def _collect(name: str, result: object) -> list[OpDef]:
     """The op definitions of one hook result, or PluginLoadError naming what is wrong."""
     if result is None:
         return []
+    if isinstance(result, Exception):
+        raise PluginLoadError(
+            f"autodag_register_ops raised {type(result).__name__}: {result}"
+        ) from result
     if isinstance(result, OpDef):
         return [result]
     if isinstance(result, (str, bytes, Mapping)) or not isinstance(result, Iterable):
@@ -375,6 +415,7 @@ def _collect(name: str, result: object) -> list[OpDef]:
 def _build_registry(pm: _Manager) -> Registry:
     reg = Registry(failed=list(pm.failed))
     claims: dict[str, list[tuple[OpDef, PluginInfo]]] = {}
+    skipped: list[str] = []
     for plugin_name, result in _Hooks(pm).register_ops():
         info = _info_for(pm, plugin_name)
         try:
@@ -386,6 +427,7 @@ def _build_registry(pm: _Manager) -> Registry:
                 raise
             _report(failure, pm)
             reg.failed.append(failure)
+            skipped.append(plugin_name)
             continue
         reg.plugins.append(info)
         names_here: set[str] = set()
@@ -396,6 +438,9 @@ def _build_registry(pm: _Manager) -> Registry:
                 )
             names_here.add(op.name)
             claims.setdefault(op.name, []).append((op, info))
+    for name in skipped:  # so that later rebuilds do not warn about it again
+        pm.unregister(name=name)
+        pm.infos.pop(name, None)
     for op_name, providers in claims.items():
         reg.ops[op_name] = _resolve(op_name, providers)
     reg.unloaded = list(pm.unloaded)

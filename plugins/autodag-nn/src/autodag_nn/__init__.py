@@ -1,0 +1,12 @@
+"""autodag-nn: neural-network ops for autodag, found through the ``autodag`` entry point.
+
+Installing the distribution is all it takes; ``autodag.ops.relu(x)`` and
+``autodag.ops.softmax_cross_entropy(logits, labels)`` then work.
+The ops are defined in :mod:`autodag_nn.plugin`.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]

@@ -1,0 +1,230 @@
+"""The ``nn`` plugin: activations, softmax family, log-sum-exp, softmax cross-entropy.
+
+Forward rules are NumPy and numerically stable: nothing overflows or turns into NaN at
+inputs of +-1000. Backward rules use Python operators and ``xp.<op>`` only, with ops of
+autodag-math (``exp``, ``where``, ``greater``) and autodag-array (``sum``), so each op can
+be differentiated again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Final
+
+import numpy as np
+
+import autodag
+from autodag import OpDef, Sample
+
+__all__ = ["OPS", "autodag_register_ops"]
+
+_Rng = np.random.Generator
+
+
+# --- forward rules ------------------------------------------------------------------
+def _relu(a: Any) -> Any:
+    if type(a) is float:
+        return a if a > 0.0 else 0.0
+    return np.maximum(a, 0)
+
+
+def _sigmoid(a: Any) -> Any:
+    x = np.asarray(a)
+    e = np.exp(-np.abs(x))  # never overflows: the exponent is <= 0
+    r = np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(e.dtype, copy=False)
+    return r if r.ndim else r[()]
+
+
+def _softplus(a: Any) -> Any:
+    x = np.asarray(a)
+    r = np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
+    return r if r.ndim else r[()]
+
+
+def _logsumexp(a: Any, axis: Any, keepdims: bool) -> Any:
+    x = np.asarray(a)
+    if x.dtype.kind not in "fc":
+        x = x.astype(np.float64)
+    m = np.max(x, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0)  # all -inf along the axis: log(0) = -inf, no NaN
+    with np.errstate(divide="ignore"):
+        r = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
+    if not keepdims:
+        r = np.squeeze(r, axis=axis)
+    return r if np.ndim(r) else r[()]
+
+
+def _log_softmax(a: Any, axis: int) -> Any:
+    x = np.asarray(a)
+    return x - _logsumexp(x, axis, True)
+
+
+def _softmax(a: Any, axis: int) -> Any:
+    x = np.asarray(a)
+    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def _class_probs(labels: Any, logits: Any, axis: int) -> Any:
+    """Integer class indices as one-hot rows shaped like ``logits``; probabilities as given."""
+    z = np.asarray(logits)
+    y = np.asarray(labels)
+    dtype = z.dtype if z.dtype.kind == "f" else np.dtype(np.float64)
+    if y.dtype.kind in "biu":
+        ax = axis % z.ndim
+        n = z.shape[ax]
+        if y.shape != z.shape[:ax] + z.shape[ax + 1:]:
+            raise ValueError(
+                f"softmax_cross_entropy: integer labels of shape {y.shape} do not match "
+                f"logits of shape {z.shape} without axis {axis}"
+            )
+        if y.size and (y.min() < 0 or y.max() >= n):
+            raise ValueError(
+                f"softmax_cross_entropy: class indices must be in [0, {n}), got "
+                f"{y.min()}..{y.max()}"
+            )
+        classes = np.arange(n).reshape((n,) + (1,) * (z.ndim - ax - 1))
+        return (np.expand_dims(y, ax) == classes).astype(dtype)
+    if y.shape != z.shape:
+        raise ValueError(
+            f"softmax_cross_entropy: probability labels of shape {y.shape} must have the "
+            f"logits' shape {z.shape} (or pass integer class indices)"
+        )
+    return y
+
+
+def _softmax_cross_entropy(logits: Any, labels: Any, axis: int) -> Any:
+    y = _class_probs(labels, logits, axis)
+    r = -np.sum(y * _log_softmax(logits, axis), axis=axis)
+    return r if np.ndim(r) else r[()]
+
+
+def _float_only(h: Any, labels: Any) -> Any:
+    if np.result_type(labels).kind in "biu":
+        return np.zeros((), dtype=np.result_type(h))  # class indices: no gradient
+    return h
+
+
+# --- backward rules -----------------------------------------------------------------
+def _keepdims_form(xp: Any, g: Any, axis: Any, keepdims: bool) -> Any:
+    if keepdims or axis is None:
+        return g
+    return xp.expand_dims(g, axis)
+
+
+def _softmax_vjp(xp: Any, g: Any, out: Any, a: Any, axis: int) -> Any:
+    return out * (g - xp.sum(g * out, axis=axis, keepdims=True))
+
+
+def _log_softmax_vjp(xp: Any, g: Any, out: Any, a: Any, axis: int) -> Any:
+    return g - xp.exp(out) * xp.sum(g, axis=axis, keepdims=True)
+
+
+def _logsumexp_vjp(xp: Any, g: Any, out: Any, a: Any, axis: Any, keepdims: bool) -> Any:
+    ge = _keepdims_form(xp, g, axis, keepdims)
+    oe = _keepdims_form(xp, out, axis, keepdims)
+    return ge * xp.exp(a - oe)  # a - oe <= 0: cannot overflow
+
+
+def _sce_vjp(xp: Any, g: Any, out: Any, logits: Any, labels: Any,
+             axis: int) -> tuple[Any, Any]:
+    ge = xp.expand_dims(g, axis)
+    y = xp.class_probs(labels, logits, axis=axis)
+    d_logits = ge * (xp.softmax(logits, axis=axis) * xp.sum(y, axis=axis, keepdims=True) - y)
+    d_labels = xp.float_only(-ge * xp.log_softmax(logits, axis=axis), labels)
+    return d_logits, d_labels
+
+
+# --- sample inputs for autodag.testing.check_op -------------------------------------
+def _unary_samples(rng: _Rng) -> list[Sample]:
+    r = rng.standard_normal
+    return [Sample((3 * r((2, 3)),)), Sample((r(()),)), Sample((r((4, 1, 2)),))]
+
+
+def _relu_samples(rng: _Rng) -> list[Sample]:
+    return [Sample((np.sign(s.inputs[0]) * (np.abs(s.inputs[0]) + 0.1),))
+            for s in _unary_samples(rng)]
+
+
+def _axis_samples(rng: _Rng) -> list[Sample]:
+    x = 3 * rng.standard_normal((2, 3, 4))
+    return [Sample((x,)), Sample((x,), {"axis": 0}), Sample((x,), {"axis": 1}),
+            Sample((rng.standard_normal((5,)),))]
+
+
+def _logsumexp_samples(rng: _Rng) -> list[Sample]:
+    x = 3 * rng.standard_normal((2, 3, 4))
+    return [
+        Sample((x,)), Sample((x,), {"axis": -1}), Sample((x,), {"axis": (0, 2)}),
+        Sample((x,), {"axis": 1, "keepdims": True}), Sample((x,), {"keepdims": True}),
+    ]
+
+
+def _sce_samples(rng: _Rng) -> list[Sample]:
+    r = rng.standard_normal
+    logits = 2 * r((4, 3))
+    probs = np.exp(r((4, 3)))
+    probs /= probs.sum(axis=-1, keepdims=True)
+    return [
+        Sample((logits, np.array([0, 2, 1, 2]))),
+        Sample((logits, probs)),
+        Sample((2 * r((3, 5, 2)), np.array([[0, 1], [4, 4], [2, 0]])), {"axis": 1}),
+        Sample((2 * r((5,)), np.array(3))),
+    ]
+
+
+def _class_probs_samples(rng: _Rng) -> list[Sample]:
+    r = rng.standard_normal
+    return [Sample((np.array([1, 0, 2]), r((3, 3)))),
+            Sample((r((2, 3)), r((2, 3))))]
+
+
+def _float_only_samples(rng: _Rng) -> list[Sample]:
+    r = rng.standard_normal
+    return [Sample((r((2, 3)), r((2, 3)))), Sample((r((2, 3)), np.array([0, 1])))]
+
+
+def _unary(name: str, forward: Callable[..., Any], rule: Callable[..., Any],
+           samples: Callable[[_Rng], list[Sample]], doc: str) -> OpDef:
+    return OpDef(name=name, arity=1, forward=forward, backward=(rule,), input_names=("x",),
+                 samples=samples, doc=doc)
+
+
+OPS: Final[tuple[OpDef, ...]] = (
+    _unary("relu", _relu, lambda xp, g, out, a: xp.where(xp.greater(a, 0), g, 0),
+           _relu_samples, "max(x, 0), elementwise; the gradient at 0 is 0."),
+    _unary("sigmoid", _sigmoid, lambda xp, g, out, a: g * out * (1 - out), _unary_samples,
+           "1 / (1 + exp(-x)), elementwise, without overflow."),
+    _unary("softplus", _softplus, lambda xp, g, out, a: g * xp.sigmoid(a), _unary_samples,
+           "log(1 + exp(x)), elementwise, without overflow."),
+    OpDef(name="softmax", arity=1, attributes={"axis": -1}, forward=_softmax,
+          backward=(_softmax_vjp,), input_names=("x",), samples=_axis_samples,
+          doc="exp(x) / sum(exp(x)) along axis, computed stably."),
+    OpDef(name="log_softmax", arity=1, attributes={"axis": -1}, forward=_log_softmax,
+          backward=(_log_softmax_vjp,), input_names=("x",), samples=_axis_samples,
+          doc="x - logsumexp(x) along axis, computed stably."),
+    OpDef(name="logsumexp", arity=1, attributes={"axis": None, "keepdims": False},
+          forward=_logsumexp, backward=(_logsumexp_vjp,), input_names=("a",),
+          samples=_logsumexp_samples,
+          doc="log(sum(exp(a))) over axis (all axes by default), computed stably."),
+    OpDef(name="softmax_cross_entropy", arity=2, attributes={"axis": -1},
+          forward=_softmax_cross_entropy, backward=_sce_vjp,
+          input_names=("logits", "labels"), samples=_sce_samples,
+          doc="Per-example -sum(labels * log_softmax(logits)) along axis; labels are "
+              "integer class indices or probabilities shaped like logits."),
+    # Helpers that softmax_cross_entropy's rule calls through xp.
+    OpDef(name="class_probs", arity=2, attributes={"axis": -1}, forward=_class_probs,
+          backward=(lambda xp, h, out, labels, logits, axis: xp.float_only(h, labels), None),
+          input_names=("labels", "logits"), samples=_class_probs_samples,
+          doc="Integer labels as one-hot rows shaped like logits; probabilities unchanged."),
+    OpDef(name="float_only", arity=2, forward=_float_only,
+          backward=(lambda xp, h, out, g, labels: xp.float_only(h, labels), None),
+          samples=_float_only_samples,
+          doc="h when labels are floating, else 0: the gradient reaching labels."),
+)
+
+
+@autodag.hookimpl
+def autodag_register_ops() -> list[OpDef]:
+    """The ops of autodag-nn."""
+    return list(OPS)

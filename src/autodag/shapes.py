@@ -1,0 +1,123 @@
+"""Static shape inference: the shape and dtype of a node before the graph is run.
+
+Symbolic differentiation needs shapes while it builds nodes (rules branch on
+``xp.ndim``, gradients are summed down to their input's shape). A node's shape is known
+when it is a Variable or Constant (from its value), a Placeholder with a fully declared
+shape, or an Operator whose inputs' shapes are known: the op's forward rule is then run
+on dummies of those shapes (Constants keep their real value, since it may be structural).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, TypeAlias
+
+import numpy as np
+
+from .errors import AutodagError
+from .nodes import Constant, Node, Operator, Placeholder, Variable
+
+__all__ = ["ShapeInferenceError", "StaticShapes"]
+
+#: (shape, dtype, whether the value is a Python scalar)
+Info: TypeAlias = tuple[tuple[int, ...], np.dtype[Any], bool]
+
+
+class ShapeInferenceError(AutodagError, ValueError):
+    """The static shape of a node is needed but cannot be inferred."""
+
+
+def _info_of(value: Any) -> Info:
+    return tuple(np.shape(value)), np.result_type(value), type(value) in (int, float, bool)
+
+
+def _dummy(info: Info) -> Any:
+    shape, dtype, scalar = info
+    if scalar:
+        # Keep Python scalars: forward rules treat them differently from 0-d arrays.
+        return dtype.type(1).item()
+    return np.ones(shape, dtype=dtype)
+
+
+class StaticShapes:
+    """Per-node cache of inferred (shape, dtype); one per symbolic construction."""
+
+    def __init__(self) -> None:
+        self._info: dict[Node, Info | None] = {}
+        self._why: dict[Node, str] = {}
+
+    def shape(self, node: Node) -> tuple[int, ...] | None:
+        """The node's static shape, or None when it cannot be inferred."""
+        info = self.info(node)
+        return None if info is None else info[0]
+
+    def dtype(self, node: Node) -> np.dtype[Any] | None:
+        """The node's static dtype, or None when it cannot be inferred."""
+        info = self.info(node)
+        return None if info is None else info[1]
+
+    def require(self, node: Node, context: str = "") -> tuple[int, ...]:
+        """The node's static shape, or a ShapeInferenceError saying why it is unknown."""
+        shape = self.shape(node)
+        if shape is not None:
+            return shape
+        why = self._why.get(node, "its shape is unknown")
+        where = f" (needed {context})" if context else ""
+        raise ShapeInferenceError(
+            f"the static shape of node {node.name!r} (created at {node.where()}) is not "
+            f"known{where}: {why}. Declare placeholder shapes, e.g. "
+            f"Placeholder(shape=(3, 4)), so shapes can be inferred before the graph runs"
+        )
+
+    def info(self, node: Node) -> Info | None:
+        """(shape, dtype, is-Python-scalar) of a node, inferred iteratively and cached."""
+        if node in self._info:
+            return self._info[node]
+        # Iterative post-order over the nodes not yet cached: chains of any depth work.
+        stack: list[tuple[Node, bool]] = [(node, False)]
+        while stack:
+            n, ready = stack.pop()
+            if n in self._info:
+                continue
+            if isinstance(n, Operator) and not ready:
+                stack.append((n, True))
+                stack.extend((i, False) for i in n.inputs if i not in self._info)
+                continue
+            self._info[n] = self._compute(n)
+        return self._info[node]
+
+    def _compute(self, n: Node) -> Info | None:
+        if isinstance(n, (Variable, Constant)):
+            return _info_of(n.value)
+        if isinstance(n, Placeholder):
+            ds = n.declared_shape
+            if ds is None or any(d is None for d in ds):
+                self._why[n] = f"Placeholder {n.name!r} has declared shape {ds}"
+                return None
+            return tuple(int(d) for d in ds if d is not None), n.dtype, False
+        if not isinstance(n, Operator):
+            self._why[n] = f"node of unknown kind {type(n).__name__}"
+            return None
+        args = []
+        for i in n.inputs:
+            if isinstance(i, Constant):
+                args.append(i.value)
+                continue
+            info = self._info[i]
+            if info is None:
+                self._why[n] = f"the shape of its input {i.name!r} is unknown" + (
+                    f" ({self._why[i]})" if i in self._why else ""
+                )
+                return None
+            args.append(_dummy(info))
+        try:
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                out = n.op.forward(*args, **n.attrs)
+        except Exception as exc:
+            self._why[n] = (
+                f"op {n.op.name!r} failed on inputs of shapes "
+                f"{[np.shape(a) for a in args]}: {type(exc).__name__}: {exc}"
+            )
+            return None
+        return _info_of(out)

@@ -1,0 +1,347 @@
+"""Symbolic gradients: derivatives that are nodes of the same graph.
+
+The backward rules an op already has build graph nodes when handed ``GraphNamespace``
+as ``xp``, so gradients can be evaluated any number of times, pictured, and
+differentiated again (Hessian-vector products, Hessians, Jacobians, forward mode).
+The reverse pass mirrors the numeric one: reverse topological order, gradients summed
+with ``+``, each summed down to its input's shape with the ``unbroadcast`` op.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from ._arrays import grad_dtype
+from .errors import GradientError, GraphMismatchError
+from .execute import topological_sort
+from .graph import Graph
+from .nodes import Constant, Node, Operator, make_operator
+from .registry import Registry, get_registry
+from .shapes import StaticShapes
+
+__all__ = [
+    "GraphNamespace",
+    "SymbolicGradientError",
+    "gradients",
+    "hessian",
+    "hessian_vector_product",
+    "jacobian",
+]
+
+
+class SymbolicGradientError(GradientError):
+    """An op's backward rule cannot build graph nodes (NumPy-only rule or unknown xp name)."""
+
+
+class GraphNamespace:
+    """``xp`` for symbolic differentiation: registered ops build nodes of one graph.
+
+    ``ndim`` and ``shape`` come from static shape inference. Any name that is not a
+    registered op is an error naming the op whose rule asked for it.
+    """
+
+    symbolic = True
+
+    def __init__(self, registry: Registry, shapes: StaticShapes) -> None:
+        self._registry = registry
+        self._shapes = shapes
+        #: The operator whose rule is running, for error messages.
+        self.current: Operator | None = None
+
+    def _context(self) -> str:
+        node = self.current
+        if node is None:
+            return "while building symbolic derivatives"
+        return f"by the derivative rule of {node.describe()}"
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        reg = self._registry.ops.get(name)
+        if reg is None:
+            raise SymbolicGradientError(
+                f"xp.{name} was used {self._context()}, but {name!r} is not a registered "
+                f"op: symbolic derivatives (gradients, second order, forward mode) can only "
+                f"use registered ops. Register an op {name!r}, or declare the op "
+                f"symbolic=False (first-order autodag.grad only)"
+            )
+
+        def call(*args: Any, **kwargs: Any) -> Operator:
+            return make_operator(reg, args, dict(kwargs))
+
+        call.__name__ = name
+        setattr(self, name, call)
+        return call
+
+    def shape(self, x: Any) -> tuple[int, ...]:
+        """Static shape of a node (or of a plain value)."""
+        if isinstance(x, Node):
+            return self._shapes.require(x, self._context())
+        return tuple(np.shape(x))
+
+    def ndim(self, x: Any) -> int:
+        """Static number of dimensions of a node (or of a plain value)."""
+        return len(self.shape(x))
+
+
+class _Builder:
+    """Shared state of one symbolic construction: graph, namespace, shapes."""
+
+    def __init__(self, graph: Graph, shapes: StaticShapes | None = None) -> None:
+        self.graph = graph
+        self.shapes = shapes if shapes is not None else StaticShapes()
+        self.xp = GraphNamespace(get_registry(), self.shapes)
+
+    def const(self, value: Any) -> Node:
+        """A Constant of this graph (nodes pass through)."""
+        if isinstance(value, Node):
+            return value
+        return Constant(value, graph=self.graph)
+
+    def zeros_like(self, node: Node) -> Node:
+        """Zeros of ``node``'s shape: a Constant when the shape is known statically."""
+        info = self.shapes.info(node)
+        if info is None:
+            return self.xp.broadcast_like(0.0, node)  # type: ignore[no-any-return]
+        shape, dtype, _ = info
+        if shape == ():
+            return self.const(0.0)
+        return self.const(np.zeros(shape, dtype=grad_dtype(np.zeros((), dtype=dtype))))
+
+    def reduce(self, node: Operator, k: int, g: Node, like: Node) -> Node:
+        """``g`` summed (or broadcast) to the shape of ``like``, input ``k`` of ``node``."""
+        gs, ls = self.shapes.shape(g), self.shapes.shape(like)
+        if gs is not None and gs == ls:
+            return g
+        r: Node = self.xp.unbroadcast(g, like)
+        if gs is not None and ls is not None and self.shapes.shape(r) is None:
+            raise GradientError(
+                f"backward of op {node.op.name!r} from plugin {node.plugin.describe()} "
+                f"returned a gradient of shape {gs} for input {k} ({like.name!r}) of shape "
+                f"{ls}, at {node.describe()}"
+            )
+        return r
+
+    def apply_rule(self, node: Operator, g: Node, want: Sequence[bool]) -> list[Node | None]:
+        """The op's backward rule on nodes: one gradient node per wanted input."""
+        op = node.op
+        if not op.symbolic:
+            raise SymbolicGradientError(
+                f"op {op.name!r} from plugin {node.plugin.describe()} has a NumPy-only "
+                f"backward rule (symbolic=False), so {node.describe()} cannot be "
+                f"differentiated symbolically (gradients, second order, forward mode); "
+                f"autodag.grad still gives its first-order gradient"
+            )
+        ins = node.inputs
+        xp = self.xp
+        prev, xp.current = xp.current, node
+        try:
+            vjps = op.vjps
+            if vjps is not None:
+                results: Sequence[Any] = [
+                    rule(xp, g, node, *ins, **node.attrs) if rule is not None and want[k]
+                    else None
+                    for k, rule in enumerate(vjps)
+                ]
+            elif op.joint_backward is not None:
+                results = op.joint_backward(xp, g, node, *ins, **node.attrs)
+                if not isinstance(results, (tuple, list)) or len(results) != len(ins):
+                    n = len(results) if isinstance(results, (tuple, list)) else "a non-sequence"
+                    raise GradientError(
+                        f"backward of op {op.name!r} from plugin {node.plugin.describe()} "
+                        f"returned {n} gradients for {len(ins)} inputs, at {node.describe()}"
+                    )
+            else:
+                return [None] * len(ins)
+            out: list[Node | None] = []
+            for k, gk in enumerate(results):
+                if gk is None or not want[k]:
+                    out.append(None)
+                else:
+                    out.append(self.reduce(node, k, self.const(gk), ins[k]))
+            return out
+        finally:
+            xp.current = prev
+
+    def backward(
+        self, targets: Sequence[Node], seeds: Sequence[Node], wrt: Iterable[Node]
+    ) -> dict[Node, Node]:
+        """Gradient nodes of sum_i <targets[i], seeds[i]> for the nodes leading to ``wrt``."""
+        order = topological_sort(list(targets))
+        needs = _depends_on(order, wrt)
+        grads: dict[Node, Node] = {}
+        for t, s in zip(targets, seeds, strict=True):
+            grads[t] = s if t not in grads else grads[t] + s
+        for node in reversed(order):
+            if not isinstance(node, Operator):
+                continue
+            g = grads.get(node)
+            if g is None:
+                continue
+            want = [i in needs for i in node.inputs]
+            if not any(want):
+                continue
+            for inp, gk in zip(node.inputs, self.apply_rule(node, g, want), strict=True):
+                if gk is not None:
+                    prev = grads.get(inp)
+                    grads[inp] = gk if prev is None else prev + gk
+        return grads
+
+
+def _depends_on(order: Sequence[Node], wrt: Iterable[Node]) -> set[Node]:
+    """Nodes of ``order`` through which a gradient can reach one of ``wrt``."""
+    needs = set(wrt)
+    for node in order:
+        if isinstance(node, Operator) and any(i in needs for i in node.inputs):
+            needs.add(node)
+    return needs
+
+
+def _node_list(nodes: Node | Sequence[Node], what: str) -> list[Node]:
+    out = [nodes] if isinstance(nodes, Node) else list(nodes)
+    for n in out:
+        if not isinstance(n, Node):
+            raise TypeError(f"{what} must be nodes, got {type(n).__name__}: {n!r:.60}")
+    if not out:
+        raise ValueError(f"{what} is empty")
+    return out
+
+
+def _common_graph(nodes: Sequence[Node], what: str) -> Graph:
+    graph = nodes[0].graph
+    for n in nodes[1:]:
+        if n.graph is not graph:
+            raise GraphMismatchError(
+                f"{what}: nodes {nodes[0].name!r} and {n.name!r} belong to different graphs "
+                f"({graph!r} and {n.graph!r})"
+            )
+    return graph
+
+
+def _seeds(
+    b: _Builder, ys: Sequence[Node], grad_ys: Any, what: str = "grad_ys for output"
+) -> list[Node]:
+    if grad_ys is None:
+        seeds = []
+        for y in ys:
+            shape = b.shapes.shape(y)
+            if shape is not None and shape != ():
+                raise GradientError(
+                    f"gradients: output {y.name!r} has shape {shape}, not a scalar; pass "
+                    f"grad_ys (the vector of the vector-Jacobian product) for a non-scalar "
+                    f"output"
+                )
+            seeds.append(b.const(1.0))
+        return seeds
+    gl = [grad_ys] if len(ys) == 1 and not isinstance(grad_ys, (list, tuple)) else list(grad_ys)
+    if len(gl) != len(ys):
+        raise ValueError(f"{len(gl)} values for {len(ys)} nodes ({what})")
+    seeds = []
+    for y, gy in zip(ys, gl, strict=True):
+        s = b.const(gy)
+        ys_shape, s_shape = b.shapes.shape(y), b.shapes.shape(s)
+        if ys_shape is not None and s_shape is not None and ys_shape != s_shape:
+            raise GradientError(
+                f"{what} {y.name!r} has shape {s_shape}, but {y.name!r} has shape "
+                f"{ys_shape}"
+            )
+        seeds.append(s)
+    return seeds
+
+
+def gradients(
+    ys: Node | Sequence[Node],
+    xs: Node | Sequence[Node],
+    grad_ys: Any = None,
+) -> list[Node]:
+    """Gradient nodes of ``ys`` (scalar, or weighted by ``grad_ys``) for each node of ``xs``.
+
+    The nodes join ``ys``' graph; evaluate them with ``autodag.evaluate`` as often as you
+    like, or differentiate them again. With several ``ys``, the gradient is that of
+    ``sum_i <ys[i], grad_ys[i]>``. A node of ``xs`` the outputs do not depend on gets a
+    zeros node of its shape.
+    """
+    ys_l = _node_list(ys, "ys")
+    xs_l = _node_list(xs, "xs")
+    graph = _common_graph(ys_l + xs_l, "gradients")
+    with graph:
+        b = _Builder(graph)
+        return _gradients(b, ys_l, xs_l, _seeds(b, ys_l, grad_ys))
+
+
+def _gradients(b: _Builder, ys: Sequence[Node], xs: Sequence[Node], seeds: Sequence[Node]
+               ) -> list[Node]:
+    grads = b.backward(ys, seeds, xs)
+    return [grads[x] if x in grads else b.zeros_like(x) for x in xs]
+
+
+def hessian_vector_product(
+    y: Node, xs: Node | Sequence[Node], vs: Any
+) -> list[Node]:
+    """Nodes of H @ v for scalar ``y``: the gradient of ``<grad y, v>`` (double backward).
+
+    ``vs`` holds one vector per node of ``xs`` (nodes or values, each of its ``x``'s
+    shape). Costs about two gradient evaluations when evaluated.
+    """
+    xs_l = _node_list(xs, "xs")
+    vl = [vs] if isinstance(xs, Node) else list(vs)
+    if len(vl) != len(xs_l):
+        raise ValueError(f"hessian_vector_product: {len(vl)} vectors for {len(xs_l)} nodes")
+    graph = _common_graph([y, *xs_l], "hessian_vector_product")
+    with graph:
+        b = _Builder(graph)
+        vs_l = _seeds(b, xs_l, vl, "vector for")  # g_k has the shape of x_k
+        g = _gradients(b, [y], xs_l, _seeds(b, [y], None))
+        return _gradients(b, g, xs_l, vs_l)
+
+
+def jacobian(y: Node, x: Node) -> Node:
+    """Node of the Jacobian dy/dx, of shape ``y.shape + x.shape`` (one backward per element).
+
+    Both shapes must be known statically. Meant for small ``y``.
+    """
+    graph = _common_graph([y, x], "jacobian")
+    with graph:
+        b = _Builder(graph)
+        return _jacobian(b, y, x)
+
+
+def _jacobian(b: _Builder, y: Node, x: Node) -> Node:
+    ys = b.shapes.require(y, "for jacobian")
+    xs = b.shapes.require(x, "for jacobian")
+    if ys == ():
+        (row,) = _gradients(b, [y], [x], [b.const(1.0)])
+        return row
+    dtype = grad_dtype(np.zeros((), dtype=b.shapes.dtype(y)))
+    rows: list[Node] = []
+    for idx in itertools.product(*(range(n) for n in ys)):
+        e = np.zeros(ys, dtype=dtype)
+        e[idx] = 1
+        (row,) = _gradients(b, [y], [x], [b.const(e)])
+        # A one-hot block shaped ys + (1,)*x.ndim puts row (shape xs) at position idx.
+        onehot = np.reshape(e, ys + (1,) * len(xs))
+        rows.append(row * b.const(onehot))
+    if not rows:
+        return b.const(np.zeros(ys + xs, dtype=dtype))
+    total = rows[0]
+    for r in rows[1:]:
+        total = total + r
+    return total
+
+
+def hessian(y: Node, x: Node) -> Node:
+    """Node of the dense Hessian of scalar ``y`` for ``x``, of shape ``x.shape + x.shape``.
+
+    Built as the Jacobian of the gradient: one Hessian-vector product per element of
+    ``x``, so meant for small ``x``. Evaluate it with ``autodag.evaluate``.
+    """
+    graph = _common_graph([y, x], "hessian")
+    with graph:
+        b = _Builder(graph)
+        (g,) = _gradients(b, [y], [x], _seeds(b, [y], None))
+        return _jacobian(b, g, x)
+

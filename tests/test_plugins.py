@@ -1,0 +1,286 @@
+"""Plugin discovery through real entry points, environment variables, conflicts, failures."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import autodag as ad
+from autodag import registry
+
+CUBE = """
+import autodag
+
+@autodag.hookimpl
+def autodag_register_ops():
+    return [autodag.OpDef(name="cube", arity=1, forward=lambda a: a ** 3,
+                          backward=(lambda xp, g, out, a: 3 * g * a * a,))]
+"""
+
+
+def make_dist(
+    root: Path, dist: str, version: str, entry_points: Mapping[str, str],
+    modules: Mapping[str, str],
+) -> Path:
+    """Write an installed distribution (modules plus a .dist-info) into ``root``."""
+    root.mkdir(parents=True, exist_ok=True)
+    for mod, source in modules.items():
+        (root / f"{mod}.py").write_text(textwrap.dedent(source))
+    info = root / f"{dist.replace('-', '_')}-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
+    lines = "".join(f"{name} = {target}\n" for name, target in entry_points.items())
+    (info / "entry_points.txt").write_text(f"[autodag]\n{lines}")
+    return root
+
+
+@pytest.fixture
+def plugin_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    """Plugin state rebuilt from scratch for the test, and again afterwards."""
+    for var in (registry.ENV_DISABLE_AUTOLOAD, registry.ENV_LOAD_ONLY, registry.ENV_STRICT):
+        monkeypatch.delenv(var, raising=False)
+    before = set(sys.modules)
+    ad.reset_plugins()
+    yield monkeypatch
+    for mod in set(sys.modules) - before:
+        if mod.startswith("tplug_"):
+            del sys.modules[mod]
+    ad.reset_plugins()
+
+
+def install(monkeypatch: pytest.MonkeyPatch, root: Path) -> None:
+    monkeypatch.syspath_prepend(str(root))
+    ad.reset_plugins()
+
+
+def test_manager_is_built_on_first_use_not_at_import() -> None:
+    code = (
+        "import autodag, autodag.registry as r, sys\n"
+        "assert r._manager is None, 'built at import'\n"
+        "assert not any(m.startswith('autodag_') for m in sys.modules), 'plugin imported'\n"
+        "autodag.get_registry()\n"
+        "assert r._manager is not None\n"
+        "assert 'autodag_math' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_first_party_plugins_are_found_through_their_entry_points() -> None:
+    reg = ad.get_registry()
+    expected = {"exp": "autodag-math", "sum": "autodag-array", "relu": "autodag-nn"}
+    for op, dist in expected.items():
+        info = reg.get(op).plugin
+        assert (info.distribution, info.version) == (dist, "0.1.0")
+        assert info.entry_point is not None and info.entry_point.startswith(info.name)
+
+
+def test_throwaway_distribution_is_discovered(plugin_env: pytest.MonkeyPatch,
+                                              tmp_path: Path) -> None:
+    install(plugin_env, make_dist(tmp_path, "tplug-cube", "1.2.3", {"cube": "tplug_cube"},
+                                  {"tplug_cube": CUBE}))
+    op = ad.get_registry().get("cube")
+    assert (op.plugin.name, op.plugin.distribution, op.plugin.version) == (
+        "cube", "tplug-cube", "1.2.3")
+    with ad.Graph():
+        x = ad.Variable(2.0)
+        z = ad.ops.cube(x)
+    assert float(ad.grad(z, [x])[0]) == 12.0
+
+
+def test_disable_autoload_keeps_builtin_only_and_imports_nothing(
+    plugin_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    install(plugin_env, make_dist(tmp_path, "tplug-cube", "1.0", {"cube": "tplug_cube"},
+                                  {"tplug_cube": CUBE}))
+    plugin_env.setenv(registry.ENV_DISABLE_AUTOLOAD, "1")
+    reg = ad.get_registry()
+    assert [p.name for p in reg.plugins] == ["builtin"]
+    assert "tplug_cube" not in sys.modules  # blocked before import
+    assert {info.name for info, _ in reg.unloaded} >= {"cube", "math", "array", "nn"}
+
+
+def test_load_plugins_selects_by_name(plugin_env: pytest.MonkeyPatch) -> None:
+    plugin_env.setenv(registry.ENV_LOAD_ONLY, "math, array")
+    assert [p.name for p in ad.get_registry().plugins] == ["builtin", "array", "math"]
+    plugin_env.setenv(registry.ENV_LOAD_ONLY, "")
+    ad.reset_plugins()
+    assert [p.name for p in ad.get_registry().plugins] == ["builtin"]
+    plugin_env.setenv(registry.ENV_LOAD_ONLY, "math,mth")
+    ad.reset_plugins()
+    with pytest.warns(ad.PluginWarning, match=r"AUTODAG_LOAD_PLUGINS names 'mth', but no "
+                                              r"installed plugin has that name; installed: "
+                                              r"array, math, nn"):
+        assert [p.name for p in ad.get_registry().plugins] == ["builtin", "math"]
+
+
+def test_missing_op_names_the_installed_package_that_provides_it(
+    plugin_env: pytest.MonkeyPatch,
+) -> None:
+    plugin_env.setenv(registry.ENV_LOAD_ONLY, "math")
+    with ad.Graph():
+        x = ad.Variable(np.ones(3))
+        with pytest.raises(ad.OpNotFoundError, match=r"'sum'.*'array' \(autodag-array 0\.1\.0\)"
+                           r".*not loaded"):
+            x.sum()
+        with pytest.raises(ad.OpNotFoundError, match="no installed plugin provides it"):
+            ad.ops.frobnicate  # noqa: B018
+
+
+def test_conflict_names_both_plugins_and_distributions(
+    plugin_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    other = CUBE.replace("a ** 3", "a * a * a")
+    make_dist(tmp_path, "tplug-one", "1.0", {"one": "tplug_one"}, {"tplug_one": CUBE})
+    install(plugin_env, make_dist(tmp_path, "tplug-two", "2.0", {"two": "tplug_two"},
+                                  {"tplug_two": other}))
+    with pytest.raises(ad.PluginConflictError,
+                       match=r"'cube'.*'one' \(tplug-one 1\.0\) and 'two' \(tplug-two 2\.0\)"
+                             r".*override=True"):
+        ad.get_registry()
+
+
+def test_override_replaces_the_other_definition(
+    plugin_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    fast = CUBE.replace("backward=", "override=True, backward=").replace("a ** 3", "a*a*a + 1")
+    make_dist(tmp_path, "tplug-one", "1.0", {"one": "tplug_one"}, {"tplug_one": CUBE})
+    install(plugin_env, make_dist(tmp_path, "tplug-two", "2.0", {"two": "tplug_two"},
+                                  {"tplug_two": fast}))
+    op = ad.get_registry().get("cube")
+    assert op.plugin.name == "two"
+    assert [p.name for p in op.overrides] == ["one"]
+    assert op.opdef.forward(2.0) == 9.0
+
+
+BROKEN_IMPORT = "import autodag\nraise RuntimeError('boom at import')\n"
+MALFORMED = """
+import autodag
+
+@autodag.hookimpl
+def autodag_register_ops():
+    return ["not an op"]
+"""
+INVALID_OPDEF = """
+import autodag
+
+@autodag.hookimpl
+def autodag_register_ops():
+    return [autodag.OpDef(name="bad op", arity=1, forward=abs, backward=None)]
+"""
+MISSPELT = """
+import autodag
+
+@autodag.hookimpl
+def autodag_register_opps():
+    return []
+"""
+
+
+@pytest.mark.parametrize(
+    ("source", "reason"),
+    [
+        (BROKEN_IMPORT, r"import failed: RuntimeError: boom at import"),
+        (MALFORMED, r"malformed op definitions: .*not OpDef.*'not an op'"),
+        (INVALID_OPDEF, r"malformed op definitions: autodag_register_ops raised "
+                        r"OpDefinitionError: op 'bad op': op name must be a Python identifier"),
+        (MISSPELT, r"unknown hook.*autodag_register_opps"),
+    ],
+)
+def test_broken_plugin_is_skipped_with_a_warning(
+    plugin_env: pytest.MonkeyPatch, tmp_path: Path, source: str, reason: str
+) -> None:
+    install(plugin_env, make_dist(tmp_path, "tplug-bad", "0.1", {"bad": "tplug_bad"},
+                                  {"tplug_bad": source}))
+    with pytest.warns(ad.PluginWarning,
+                      match=rf"'bad' of tplug-bad from entry point 'bad = tplug_bad'.*{reason}"):
+        reg = ad.get_registry()
+    assert [f.name for f in reg.failed] == ["bad"]
+    assert "bad" not in [p.name for p in reg.plugins]
+    assert reg.get("exp").plugin.name == "math"  # everything else keeps working
+    ad.register_plugin(type("Nothing", (), {})(), name="nothing")  # a rebuild: no new warning
+    assert [f.name for f in ad.get_registry().failed] == ["bad"]
+
+
+def test_strict_mode_turns_a_broken_plugin_into_an_error(
+    plugin_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    install(plugin_env, make_dist(tmp_path, "tplug-bad", "0.1", {"bad": "tplug_bad"},
+                                  {"tplug_bad": BROKEN_IMPORT}))
+    plugin_env.setenv(registry.ENV_STRICT, "1")
+    with pytest.raises(ad.PluginLoadError, match=r"'bad' of tplug-bad.*boom at import"):
+        ad.get_registry()
+
+
+def test_missing_op_mentions_plugins_that_failed(
+    plugin_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    install(plugin_env, make_dist(tmp_path, "tplug-bad", "0.1", {"bad": "tplug_bad"},
+                                  {"tplug_bad": BROKEN_IMPORT}))
+    with pytest.warns(ad.PluginWarning):
+        reg = ad.get_registry()
+    with pytest.raises(ad.OpNotFoundError, match=r"failed to load: 'bad' \(tplug-bad\)"):
+        reg.get("cube")
+
+
+def test_runtime_register_and_unregister_follow_the_registry(
+    plugin_env: pytest.MonkeyPatch,
+) -> None:
+    class Twice:
+        @ad.hookimpl
+        def autodag_register_ops(self) -> list[ad.OpDef]:
+            return [ad.OpDef(name="twice", arity=1, forward=lambda a: 2 * a,
+                             backward=(lambda xp, g, out, a: 2 * g,))]
+
+    plugin = Twice()
+    assert ad.register_plugin(plugin, name="twice-plugin") == "twice-plugin"
+    assert ad.get_registry().get("twice").plugin.describe() == (
+        "'twice-plugin' (registered at run time)")
+    ad.unregister_plugin("twice-plugin")
+    assert "twice" not in ad.get_registry()
+    with pytest.raises(ad.PluginLoadError, match="no plugin named"):
+        ad.unregister_plugin("twice-plugin")
+    # The manager itself is public; registering through it is followed as well.
+    ad.get_plugin_manager().register(plugin, name="direct")
+    assert ad.get_registry().get("twice").plugin.name == "direct"
+
+
+@pytest.mark.parametrize(
+    ("result", "match"),
+    [
+        ([1, 2], r"plugin 'rt' was not registered: .*2 item\(s\) that are not OpDef"),
+        (42, r"plugin 'rt' was not registered: .*returned int"),
+        (ZeroDivisionError("oops"), r"'rt' was not registered: .*raised ZeroDivisionError: oops"),
+    ],
+)
+def test_runtime_registration_of_a_malformed_plugin_raises(
+    plugin_env: pytest.MonkeyPatch, result: object, match: str
+) -> None:
+    class Malformed:
+        @ad.hookimpl
+        def autodag_register_ops(self) -> object:
+            if isinstance(result, Exception):
+                raise result
+            return result
+
+    with pytest.raises(ad.PluginLoadError, match=match):
+        ad.register_plugin(Malformed(), name="rt")
+    assert ad.get_plugin_manager().get_plugin("rt") is None
+
+
+def test_runtime_registration_with_a_misspelt_hook_raises(
+    plugin_env: pytest.MonkeyPatch,
+) -> None:
+    class Misspelt:
+        @ad.hookimpl
+        def autodag_register_opz(self) -> list[ad.OpDef]:
+            return []
+
+    with pytest.raises(ad.PluginLoadError, match="unknown hook 'autodag_register_opz'"):
+        ad.register_plugin(Misspelt(), name="misspelt")
+    assert ad.get_plugin_manager().get_plugin("misspelt") is None

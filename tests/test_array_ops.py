@@ -97,3 +97,15 @@ def test_bad_shapes_are_reported_with_the_op() -> None:
         x = ad.Variable(np.ones((2, 3)))
         with pytest.raises(ad.OpExecutionError, match="op 'reshape'"):
             ad.evaluate(x.reshape(4, 2))
+
+
+def test_list_index_is_integer_array_indexing_both_ways() -> None:
+    x_val = np.arange(12.0).reshape(3, 4)
+    with ad.Graph():
+        x = ad.Variable(x_val, name="x")
+        by_op = ad.ops.getitem(x, [0, 2])
+        by_sugar = x[[0, 2]]
+    for node in (by_op, by_sugar):
+        np.testing.assert_array_equal(ad.evaluate(node), x_val[[0, 2]])
+    (g,) = ad.grad(by_op, [x])
+    np.testing.assert_array_equal(g, np.array([[1.0] * 4, [0.0] * 4, [1.0] * 4]))

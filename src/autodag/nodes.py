@@ -185,8 +185,7 @@ class Node:
         raise TypeError(f"node {self.name!r} is not iterable; index it with x[i]")
 
     def __getitem__(self, index: Any) -> Operator:
-        # A list index is an integer array to NumPy; as an attribute it would become a tuple.
-        return _call("getitem", (self, np.asarray(index) if isinstance(index, list) else index), {})
+        return _call("getitem", (self, index), {})
 
     def sum(self, axis: Any = None, keepdims: bool = False) -> Operator:
         """``sum(self, axis, keepdims)``."""

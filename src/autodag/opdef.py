@@ -259,13 +259,5 @@ class OpDef:
                 if default is REQUIRED:
                     raise TypeError(f"{self.name}() missing required argument {k!r}")
                 attrs[k] = default
-            else:
-                attrs[k] = _freeze(attrs[k])
         return inputs, attrs
 
-
-def _freeze(value: Any) -> Any:
-    """Make list attributes hashable tuples, so nodes compare and cache by attributes."""
-    if isinstance(value, list):
-        return tuple(_freeze(v) for v in value)
-    return value

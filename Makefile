@@ -27,5 +27,10 @@ unit: $(STAMP)
 
 test: lint typecheck unit
 
+# Benchmarks W1-W5 against hand-written baselines (and peers, with '.[bench]'); writes
+# benchmarks/RESULTS.md. BENCH_ARGS=--quick for a run of a few minutes.
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) autodag-demo

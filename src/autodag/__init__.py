@@ -12,6 +12,7 @@
 
 
 from . import hookspecs, ops
+from .compiled import Program, compile
 from .errors import (
     AutodagError,
     GradientError,
@@ -67,6 +68,7 @@ __all__ = [
     "PluginConflictError",
     "PluginLoadError",
     "PluginWarning",
+    "Program",
     "Sample",
     "ShapeInferenceError",
     "ShapeMismatchError",
@@ -74,6 +76,7 @@ __all__ = [
     "Variable",
     "__version__",
     "backward_pass",
+    "compile",
     "evaluate",
     "forward_pass",
     "get_default_graph",

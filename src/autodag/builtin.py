@@ -20,13 +20,40 @@ from ._arrays import sum_to
 from .hookspecs import hookimpl
 from .opdef import REQUIRED, OpDef, Sample
 
-__all__ = ["autodag_register_ops"]
+__all__ = ["INLINE_FORWARD", "autodag_register_ops"]
 
 _PY_REAL: Final = (int, float)
 
 
-def _py(*xs: Any) -> bool:
-    return all(type(x) in _PY_REAL for x in xs)
+def _add(a: Any, b: Any) -> Any:
+    return a + b
+
+
+def _subtract(a: Any, b: Any) -> Any:
+    return a - b
+
+
+def _negate(a: Any) -> Any:
+    return -a
+
+
+def _multiply(a: Any, b: Any) -> Any:
+    return a * b
+
+
+def _matmul(a: Any, b: Any) -> Any:
+    return a @ b
+
+
+#: Forward rules a compiled plan may write as the Python expression itself (``{0}`` and
+#: ``{1}`` stand for the inputs): the same arithmetic without a function call.
+INLINE_FORWARD: Final[dict[Callable[..., Any], str]] = {
+    _add: "{0} + {1}",
+    _subtract: "{0} - {1}",
+    _negate: "-{0}",
+    _multiply: "{0} * {1}",
+    _matmul: "{0} @ {1}",
+}
 
 
 def _divide(a: Any, b: Any) -> Any:
@@ -37,7 +64,8 @@ def _divide(a: Any, b: Any) -> Any:
 
 
 def _power(a: Any, b: Any) -> Any:
-    if _py(a, b):
+    ta, tb = a.__class__, b.__class__
+    if (ta is float or ta is int) and (tb is float or tb is int):
         try:
             r = a**b
         except ZeroDivisionError:
@@ -45,6 +73,8 @@ def _power(a: Any, b: Any) -> Any:
         if type(r) is complex:  # Python goes complex for (-8.0) ** (1/3); NumPy gives nan
             return np.power(np.float64(a), b)
         return r
+    if ta is np.ndarray and a.dtype.kind == "f" and (tb is float or tb is int):
+        return np.power(a, b)  # the common case, without the dtype checks below
     if np.result_type(a).kind in "biu" and np.result_type(b).kind in "biu":
         # NumPy refuses integers to negative integer powers; autodag computes in float.
         return np.power(np.asarray(a, dtype=np.float64), b)
@@ -67,7 +97,8 @@ def _log_or_zero(a: Any) -> Any:
 
 def _power_base_grad(a: Any, b: Any) -> Any:
     """d(a**b)/da = b * a**(b-1), exactly 0 where b == 0."""
-    if _py(a, b):
+    ta, tb = a.__class__, b.__class__
+    if (ta is float or ta is int) and (tb is float or tb is int):
         if b == 0:
             return 0.0
         try:
@@ -76,9 +107,16 @@ def _power_base_grad(a: Any, b: Any) -> Any:
                 return r
         except ZeroDivisionError:
             pass
+    if (ta is np.ndarray and a.ndim and a.dtype.kind == "f"
+            and (tb is int or (tb is float and b.is_integer())) and b >= 1):
+        # A power of at least 0 cannot divide by zero or go invalid: no errstate needed.
+        return b * np.power(a, b - 1)
     af = _floated(np.asarray(a))
     with np.errstate(divide="ignore", invalid="ignore"):
-        r = np.where(np.equal(b, 0), 0, b * np.power(af, np.subtract(b, 1)))
+        if tb is float or tb is int:  # a scalar exponent: one pass, no mask
+            r = np.zeros_like(af) if b == 0 else b * np.power(af, b - 1)
+        else:
+            r = np.where(np.equal(b, 0), 0, b * np.power(af, np.subtract(b, 1)))
     return r if np.ndim(r) else r[()]
 
 
@@ -156,20 +194,20 @@ def _matmul_samples(rng: np.random.Generator) -> list[Sample]:
 
 _OPS: Final = [
     OpDef(
-        name="add", arity=2, forward=lambda a, b: a + b, backward=(_g, _g),
+        name="add", arity=2, forward=_add, backward=(_g, _g),
         input_names=("x1", "x2"), samples=_binary_samples(), doc="Elementwise a + b.",
     ),
     OpDef(
-        name="subtract", arity=2, prefix="sub", forward=lambda a, b: a - b,
+        name="subtract", arity=2, prefix="sub", forward=_subtract,
         backward=(_g, _neg_g), input_names=("x1", "x2"), samples=_binary_samples(),
         doc="Elementwise a - b.",
     ),
     OpDef(
-        name="negate", arity=1, prefix="neg", forward=lambda a: -a, backward=(_neg_g,),
+        name="negate", arity=1, prefix="neg", forward=_negate, backward=(_neg_g,),
         input_names=("x",), samples=_unary_samples, doc="Elementwise -a.",
     ),
     OpDef(
-        name="multiply", arity=2, prefix="mul", forward=lambda a, b: a * b,
+        name="multiply", arity=2, prefix="mul", forward=_multiply,
         backward=(
             lambda xp, g, out, a, b: g * b,
             lambda xp, g, out, a, b: g * a,
@@ -195,7 +233,7 @@ _OPS: Final = [
         doc="Elementwise a ** b; d/db is log(a) * a**b where a > 0 and 0 where a == 0.",
     ),
     OpDef(
-        name="matmul", arity=2, forward=lambda a, b: a @ b, backward=(_matmul_da, _matmul_db),
+        name="matmul", arity=2, forward=_matmul, backward=(_matmul_da, _matmul_db),
         input_names=("x1", "x2"), samples=_matmul_samples,
         doc="Matrix product a @ b with NumPy's rules for 1-D and batched operands.",
     ),

@@ -1,8 +1,10 @@
 """Topological sort, forward and backward passes.
 
-The passes keep values and gradients in local dicts, never on nodes, so two threads can
-run one graph at once. ``forward_pass``/``backward_pass`` keep the tutorial's behaviour
-of also storing results on the nodes.
+``evaluate`` and ``grad`` run cached plans (``program.Plan``: the passes as generated
+straight-line Python, made once per outputs and wrt and dropped when the graph grows).
+Values and gradients live in the plan's locals, never on nodes, so two threads can run
+one graph at once. ``forward_pass``/``backward_pass`` keep the tutorial's behaviour of
+also storing results on the nodes.
 """
 
 from __future__ import annotations
@@ -13,13 +15,15 @@ from typing import Any
 import numpy as np
 
 from ._arrays import grad_dtype, sum_to
-from .errors import GradientError, MissingFeedError, OpExecutionError, ShapeMismatchError
+from .errors import GradientError, MissingFeedError
 from .graph import Graph, get_default_graph
 from .nodes import Node, Operator, Placeholder, Variable, as_value
+from .program import Plan, forward_error
 from .registry import get_registry
 
 __all__ = [
     "backward_pass",
+    "cached_plan",
     "evaluate",
     "forward_pass",
     "grad",
@@ -94,7 +98,13 @@ def _resolve_feeds(order: Sequence[Node], feed_dict: Mapping[Any, Any] | None) -
         if isinstance(node, Operator):
             raise TypeError(f"cannot feed operator node {node.name!r}; feed placeholders")
         if isinstance(node, Placeholder):
-            feeds[node] = node.check_feed(value)
+            # A Python float for a float placeholder of any or scalar shape: nothing to check.
+            if value.__class__ is float and node.dtype.kind == "f" and (
+                node.declared_shape is None or node.declared_shape == ()
+            ):
+                feeds[node] = value
+            else:
+                feeds[node] = node.check_feed(value)
         elif isinstance(node, Variable):
             feeds[node] = as_value(value, f"feed for Variable {node.name!r}")
         else:
@@ -102,15 +112,7 @@ def _resolve_feeds(order: Sequence[Node], feed_dict: Mapping[Any, Any] | None) -
     return feeds
 
 
-def _forward_error(node: Operator, args: Sequence[Any], exc: Exception) -> OpExecutionError:
-    ins = ", ".join(
-        f"{i.name!r} {getattr(np.result_type(a), 'name', '?')} shape {np.shape(a)}"
-        for i, a in zip(node.inputs, args, strict=False)
-    )
-    attrs = f" with {dict(node.attrs)}" if node.attrs else ""
-    msg = f"op {node.op.name!r} failed at {node.describe()}{attrs}; inputs: {ins}: {exc}"
-    cls = ShapeMismatchError if isinstance(exc, ValueError) else OpExecutionError
-    return cls(msg)
+_forward_error = forward_error
 
 
 def _forward(order: Sequence[Node], feeds: Values) -> Values:
@@ -125,10 +127,7 @@ def _forward(order: Sequence[Node], feeds: Values) -> Values:
         elif node in feeds:
             values[node] = feeds[node]
         elif isinstance(node, Placeholder):
-            raise MissingFeedError(
-                f"Placeholder {node.name!r} (created at {node.where()}) needs a value: "
-                f"pass feed_dict={{placeholder: value}}"
-            )
+            raise _missing(node)
         else:
             values[node] = node.value
     return values
@@ -260,16 +259,74 @@ def backward_pass(order: Sequence[Node], target_node: Node | None = None) -> lis
     return result
 
 
+#: Key of the plan cache in ``Graph.cache``; holds (graph version, {key: plan}).
+_PLANS = "autodag.execute.plans"
+#: Plans kept per graph version; a program asking for more distinct ones starts over.
+_MAX_PLANS = 128
+
+
+def cached_plan(outputs: tuple[Node, ...], wrt: tuple[Node, ...] | None) -> Plan:
+    """The plan for ``outputs`` (and the gradient of the first for ``wrt``), made once.
+
+    Plans live in the graph's cache and are dropped together when a node is added.
+    """
+    graph = outputs[0].graph
+    version = graph.version
+    entry = graph.cache.get(_PLANS)
+    if entry is None or entry[0] != version:
+        entry = (version, {})
+        graph.cache[_PLANS] = entry
+    plans: dict[Any, Plan] = entry[1]
+    key = (outputs, wrt)
+    plan = plans.get(key)
+    if plan is None:
+        order = topological_sort(list(outputs))
+        if wrt is not None:
+            # A wrt operator's value gives its gradient's dtype: return it alongside.
+            inside = set(order)
+            extra = tuple(w for w in dict.fromkeys(wrt) if isinstance(w, Operator)
+                          and w in inside and w not in outputs)
+            outputs = outputs + extra
+        plan = Plan(order, outputs, wrt)
+        if len(plans) >= _MAX_PLANS:
+            plans.clear()
+        plans[key] = plan
+    return plan
+
+
+def _missing(node: Node) -> MissingFeedError:
+    return MissingFeedError(
+        f"Placeholder {node.name!r} (created at {node.where()}) needs a value: "
+        f"pass feed_dict={{placeholder: value}}"
+    )
+
+
+def leaf_values(plan: Plan, feeds: Values) -> list[Any]:
+    """Current values of the plan's leaves: fed values, else the Variables' own."""
+    out = []
+    for node in plan.leaves:
+        v = feeds.get(node, feeds) if feeds else feeds
+        if v is feeds:
+            if isinstance(node, Placeholder):
+                raise _missing(node)
+            v = node.value
+        out.append(v)
+    return out
+
+
 def evaluate(
     outputs: Node | Sequence[Node], feed_dict: Mapping[Any, Any] | None = None
 ) -> Any:
     """Value of one node, or a list of values for a list of nodes; stores nothing."""
-    outs = _as_nodes(outputs, "outputs")
-    order = topological_sort(outs)
-    values = _forward(order, _resolve_feeds(order, feed_dict))
+    outs = tuple(_as_nodes(outputs, "outputs"))
+    if not outs:
+        return []
+    plan = cached_plan(outs, None)
+    feeds = _resolve_feeds(plan.order, feed_dict)
+    values, _ = plan.run(get_registry().numeric if plan.uses_xp else None, leaf_values(plan, feeds))
     if isinstance(outputs, Node):
-        return values[outputs]
-    return [values[o] for o in outs]
+        return values[0]
+    return list(values[: len(outs)])
 
 
 def grad(
@@ -278,25 +335,54 @@ def grad(
     """Gradient of ``output`` (of its sum, if not scalar) for each node of ``wrt``.
 
     Each gradient has its node's shape and a floating dtype; a node ``output`` does not
-    depend on gets zeros. Stores nothing on the nodes.
+    depend on gets zeros. Stores nothing on the nodes. The passes are planned once per
+    (output, wrt) and reused until a node is added to the graph.
     """
     if not isinstance(output, Node):
         raise TypeError(f"output must be a node, got {type(output).__name__}")
-    targets = _as_nodes(wrt, "wrt")
-    order = topological_sort(output)
-    feeds = _resolve_feeds(order, feed_dict)
-    values = _forward(order, feeds)
-    grads = _backward(order, values, output, _depends_on(order, targets))
+    targets = tuple(_as_nodes(wrt, "wrt"))
+    plan = cached_plan((output,), targets)
+    feeds = _resolve_feeds(plan.order, feed_dict)
+    leaves = leaf_values(plan, feeds)
+    values, grads = plan.run(get_registry().numeric if plan.uses_xp else None, leaves)
+    src = plan.wrt_sources
+    if src is None:
+        src = plan.wrt_sources = _wrt_sources(plan, targets)
     result: list[np.ndarray[Any, Any]] = []
     seen: set[int] = set()
-    for node in targets:
-        v = values[node] if node in values else _unrelated_value(node, feeds)
-        g = _finish(grads.get(node), v)
+    for node, (kind, where), g in zip(targets, src, grads, strict=True):
+        if kind == 0:
+            v = values[where]
+        elif kind == 1:
+            v = leaves[where]
+        elif kind == 2:
+            v = where
+        else:
+            v = _unrelated_value(node, feeds)
+        g = _finish(g, v)
         if id(g) in seen:  # one rule's result handed to two inputs: never alias them
             g = g.copy()
         seen.add(id(g))
         result.append(g)
     return result
+
+
+def _wrt_sources(plan: Plan, targets: Sequence[Node]) -> list[tuple[int, Any]]:
+    """Where each wrt node's value comes from: (0, output), (1, leaf), (2, the Constant's
+    value) or (3, None) for a node the output does not depend on."""
+    outs = {n: k for k, n in enumerate(plan.outputs)}
+    leaves = {n: k for k, n in enumerate(plan.leaves)}
+    src: list[tuple[int, Any]] = []
+    for node in targets:
+        if node in outs:
+            src.append((0, outs[node]))
+        elif node in leaves:
+            src.append((1, leaves[node]))
+        elif node in plan.slot and not isinstance(node, Operator):
+            src.append((2, node.value))  # a Constant
+        else:
+            src.append((3, None))
+    return src
 
 
 def _unrelated_value(node: Node, feeds: Values) -> Any:

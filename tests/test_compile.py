@@ -1,0 +1,249 @@
+"""autodag.compile: values and gradients against hand-derived formulas and finite
+differences, reuse with new inputs, threads, memory-safe accumulation, and errors."""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from typing import Any
+
+import numpy as np
+import pytest
+
+import autodag as ad
+from autodag import program
+
+from .fd import numeric_grads
+
+
+def test_seed_graph_python_floats_in_and_out() -> None:
+    with ad.Graph():
+        x, y = ad.Placeholder(name="x"), ad.Placeholder(name="y")
+        c = ad.Constant(1.3, name="c")
+        z = (x * y + c) * c + x
+    prog = ad.compile(z, wrt=[x, y, c], inputs=[x, y])
+    for xv, yv in [(0.9, 0.4), (-2.0, 3.5), (0.0, 0.0)]:
+        value, (gx, gy, gc) = prog(xv, yv)
+        assert value == pytest.approx((xv * yv + 1.3) * 1.3 + xv)
+        # dz/dx = c*y + 1, dz/dy = c*x, dz/dc = (x*y + c) + c
+        assert (gx, gy, gc) == pytest.approx((1.3 * yv + 1, 1.3 * xv, xv * yv + 2.6))
+        assert all(type(g) is float for g in (gx, gy, gc))
+
+
+def test_chain_with_power_and_division_matches_finite_differences() -> None:
+    with ad.Graph():
+        x0, a, b = (ad.Placeholder(name=n) for n in ("x0", "a", "b"))
+        x: Any = x0
+        for _ in range(30):
+            x = (x * a + b) / (1 + x**2)
+    prog = ad.compile(x, wrt=[x0, a, b], inputs=[x0, a, b])
+
+    def f(x0v: Any, av: Any, bv: Any) -> Any:
+        for _ in range(30):
+            x0v = (x0v * av + bv) / (1 + x0v**2)
+        return x0v
+
+    point = (np.float64(0.5), np.float64(0.9), np.float64(0.1))
+    value, grads = prog(0.5, 0.9, 0.1)
+    assert value == pytest.approx(f(*point))
+    ref = numeric_grads(f, list(point))
+    for g, r in zip(grads, ref, strict=True):
+        assert g == pytest.approx(float(r), rel=1e-6, abs=1e-9)
+
+
+def test_arrays_broadcasting_and_dtypes() -> None:
+    rng = np.random.default_rng(0)
+    with ad.Graph():
+        w = ad.Placeholder(name="w", dtype=np.float32)
+        bias = ad.Placeholder(name="b", dtype=np.float32)
+        xin = ad.Placeholder(name="x", dtype=np.float32)
+        h = xin @ w + bias
+        loss = ad.ops.sum(h * h)
+    prog = ad.compile(loss, wrt=[w, bias, xin], inputs=[xin, w, bias])
+    xv = rng.standard_normal((5, 3)).astype(np.float32)
+    wv = rng.standard_normal((3, 4)).astype(np.float32)
+    bv = rng.standard_normal(4).astype(np.float32)
+    value, (gw, gb, gx) = prog(xv, wv, bv)
+    hv = xv @ wv + bv
+    np.testing.assert_allclose(value, np.sum(hv * hv), rtol=1e-5)
+    np.testing.assert_allclose(gw, xv.T @ (2 * hv), rtol=1e-4)
+    np.testing.assert_allclose(gb, (2 * hv).sum(0), rtol=1e-4)
+    np.testing.assert_allclose(gx, (2 * hv) @ wv.T, rtol=1e-4)
+    assert gw.dtype == gb.dtype == gx.dtype == np.float32
+    assert gb.shape == (4,)
+
+
+def test_integer_inputs_give_float_gradients_and_unrelated_nodes_zeros() -> None:
+    with ad.Graph():
+        x = ad.Placeholder(name="x", dtype=int)
+        y = ad.Variable(np.zeros((2, 2)), name="unrelated")
+        z = x * x * 3
+    prog = ad.compile(z, wrt=[x, y], inputs=[x])
+    value, (gx, gy) = prog(np.array([1, 2, 3]))
+    np.testing.assert_array_equal(value, [3, 12, 27])
+    np.testing.assert_array_equal(gx, [6.0, 12.0, 18.0])
+    assert gx.dtype == np.float64
+    np.testing.assert_array_equal(gy, np.zeros((2, 2)))
+
+
+def test_repeated_contributions_never_write_into_shared_or_user_arrays() -> None:
+    # x feeds add(x, x) and many later uses: gradients accumulate in place only into
+    # buffers the program made, never into the seed, a user array, or an aliased result.
+    xv = np.array([1.0, 2.0, 3.0])
+    keep = xv.copy()
+    with ad.Graph():
+        x = ad.Placeholder(name="x")
+        s = x + x
+        t = s + x + x * 2 + x - x
+        z = ad.ops.sum(t * 1.0)
+    prog = ad.compile(z, wrt=[x, s, x], inputs=[x])
+    _, (g1, gs, g2) = prog(xv)
+    np.testing.assert_array_equal(g1, np.full(3, 5.0))  # d/dx of 2x + x + 2x + x - x
+    np.testing.assert_array_equal(gs, np.ones(3))
+    assert g1 is not g2 and not np.shares_memory(g1, g2)
+    np.testing.assert_array_equal(xv, keep)
+    # Run again: results of the first call are not touched by the second.
+    _, (h1, _, _) = prog(xv * 2)
+    np.testing.assert_array_equal(g1, np.full(3, 5.0))
+    assert not np.shares_memory(g1, h1)
+
+
+def test_variables_not_among_inputs_are_read_at_call_time() -> None:
+    with ad.Graph():
+        w = ad.Variable(2.0, name="w")
+        x = ad.Placeholder(name="x")
+        z = w * x * x
+    prog = ad.compile(z, wrt=[w, x], inputs=[x])
+    assert prog(3.0) == (18.0, [9.0, 12.0])
+    w.value = 5.0
+    assert prog(3.0) == (45.0, [9.0, 30.0])
+
+
+def test_multiple_outputs_and_evaluation_only() -> None:
+    with ad.Graph():
+        x = ad.Placeholder(name="x")
+        a, b = x * 2, x * x
+    prog = ad.compile([b, a], wrt=[x], inputs=[x])
+    values, grads = prog(3.0)
+    assert values == [9.0, 6.0] and grads == [6.0]  # the gradient is of the first output
+    ev = ad.compile([a, b], inputs=[x])
+    assert ev(4.0) == ([8.0, 16.0], [])
+
+
+def test_threads_share_one_program() -> None:
+    with ad.Graph():
+        x = ad.Placeholder(name="x")
+        w = ad.Placeholder(name="w")
+        z = ad.ops.sum(ad.ops.tanh(x @ w))
+    prog = ad.compile(z, wrt=[w], inputs=[x, w])
+    rng = np.random.default_rng(1)
+    cases = [(rng.standard_normal((4, 3)), rng.standard_normal((3, 2))) for _ in range(8)]
+    expected = [xv.T @ (1 - np.tanh(xv @ wv) ** 2) for xv, wv in cases]
+    errors: list[str] = []
+
+    def work(k: int) -> None:
+        for _ in range(50):
+            xv, wv = cases[k]
+            _, (gw,) = prog(xv, wv)
+            if not np.allclose(gw, expected[k]):
+                errors.append(f"thread {k} got a wrong gradient")
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+
+
+def test_large_plans_are_cut_into_chunks_with_the_same_results(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def build() -> tuple[Any, Any]:
+        with ad.Graph():
+            x, a = ad.Placeholder(name="x"), ad.Placeholder(name="a")
+            h: Any = x
+            for _ in range(25):
+                h = h * a + ad.ops.tanh(h) / (1 + h**2)
+        return ad.compile(h, wrt=[x, a], inputs=[x, a]), h
+
+    whole, _ = build()
+    monkeypatch.setattr(program, "CHUNK", 7)
+    chunked, _ = build()
+    assert chunked.source.count("def _c") > 5
+    xv = np.linspace(-1, 1, 5)
+    v1, g1 = whole(xv, 0.7)
+    v2, g2 = chunked(xv, 0.7)
+    np.testing.assert_allclose(v1, v2)
+    for a, b in zip(g1, g2, strict=True):
+        np.testing.assert_allclose(a, b)
+
+
+def test_forward_errors_name_op_nodes_shapes_and_site() -> None:
+    with ad.Graph():
+        x = ad.Placeholder(name="x")
+        y = ad.Placeholder(name="y")
+        z = x * 2 + y  # the site reported below
+    prog = ad.compile(z, wrt=[x], inputs=[x, y])
+    with pytest.raises(ad.ShapeMismatchError) as info:
+        prog(np.ones((2, 3)), np.ones(4))
+    msg = str(info.value)
+    for part in ("'add'", "'y'", "(2, 3)", "(4,)", "builtin", "test_compile.py:"):
+        assert part in msg, (part, msg)
+    assert prog(np.ones(2), np.ones(2))[1][0].tolist() == [2.0, 2.0]
+
+
+def test_bad_calls_and_missing_inputs_are_explained() -> None:
+    with ad.Graph():
+        x = ad.Placeholder(name="x")
+        p = ad.Placeholder(name="other", shape=(2,))
+        z = x * p
+    with pytest.raises(ad.MissingFeedError, match="'other'"):
+        ad.compile(z, wrt=[x], inputs=[x])
+    prog = ad.compile(z, wrt=[x], inputs=[x, p])
+    with pytest.raises(TypeError, match=r"2 input value\(s\).*'x'.*'other'.*got 1"):
+        prog(1.0)
+    with pytest.raises(ValueError, match=r"'other'.*\(3,\)"):
+        prog(1.0, np.ones(3))
+    with pytest.raises(TypeError, match="Placeholders or Variables"):
+        ad.compile(z, inputs=[z])
+
+
+def test_intermediates_no_rule_reads_are_dropped_before_the_backward_pass() -> None:
+    refs: list[Any] = []
+    seen_alive: list[bool] = []
+
+    def track(a: Any) -> Any:
+        out = a * 1.0
+        refs.append(weakref.ref(out))
+        return out
+
+    def probe_rule(xp: Any, g: Any, out: Any, a: Any) -> Any:
+        seen_alive.append(refs[-1]() is not None)
+        return g
+
+    ops = [
+        ad.OpDef(name="track_value", arity=1, forward=track,
+                 backward=(lambda xp, g, out, a: g,)),
+        ad.OpDef(name="probe_value", arity=1, forward=lambda a: a + 0.0,
+                 backward=(probe_rule,)),
+    ]
+
+    class Plugin:
+        @ad.hookimpl
+        def autodag_register_ops(self) -> list[ad.OpDef]:
+            return ops
+
+    plugin = Plugin()
+    ad.register_plugin(plugin, name="probe-plugin")
+    try:
+        with ad.Graph():
+            x = ad.Placeholder(name="x")
+            # h is read by no backward rule (the multiply rule for h reads the constant).
+            z = ad.ops.sum(ad.ops.probe_value(ad.ops.track_value(x) * 2.0))
+        prog = ad.compile(z, wrt=[x], inputs=[x])
+        _, (gx,) = prog(np.arange(4.0))
+    finally:
+        ad.unregister_plugin(plugin)
+    np.testing.assert_array_equal(gx, np.full(4, 2.0))
+    assert seen_alive == [False]

@@ -1,0 +1,75 @@
+"""grad and evaluate reuse a plan per (output, wrt) and drop it when the graph grows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import autodag as ad
+from autodag import execute
+
+
+def _plans(g: ad.Graph) -> dict[object, object]:
+    entry = g.cache.get(execute._PLANS)
+    return {} if entry is None else entry[1]
+
+
+def test_plan_is_reused_and_variable_values_are_read_each_call() -> None:
+    with ad.Graph() as g:
+        x = ad.Variable(2.0, name="x")
+        y = ad.Variable(3.0, name="y")
+        z = x * x * y
+    assert [float(v) for v in ad.grad(z, [x, y])] == [12.0, 4.0]
+    plan = _plans(g)[((z,), (x, y))]
+    x.value = 5.0
+    assert [float(v) for v in ad.grad(z, [x, y])] == [30.0, 25.0]
+    assert _plans(g)[((z,), (x, y))] is plan
+    assert ad.evaluate(z) == 75.0
+    assert ad.evaluate(z, {x: 1.0}) == 3.0  # a fed Variable overrides its value
+
+
+def test_adding_a_node_invalidates_plans() -> None:
+    with ad.Graph() as g:
+        x = ad.Variable(np.array([1.0, 2.0]), name="x")
+        z = ad.ops.sum(x * x)
+    np.testing.assert_array_equal(ad.grad(z, [x])[0], [2.0, 4.0])
+    old = _plans(g)[((z,), (x,))]
+    with g:
+        w = z * 3
+    np.testing.assert_array_equal(ad.grad(w, [x])[0], [6.0, 12.0])
+    assert ((z,), (x,)) not in _plans(g)  # the stale plans went with the old version
+    np.testing.assert_array_equal(ad.grad(z, [x])[0], [2.0, 4.0])
+    assert _plans(g)[((z,), (x,))] is not old
+
+
+def test_placeholders_are_fed_every_call_and_missing_feeds_named() -> None:
+    with ad.Graph():
+        p = ad.Placeholder(name="inputs")
+        w = ad.Variable(2.0, name="w")
+        z = p * w
+    assert [float(v) for v in ad.grad(z, [w], {p: 3.0})] == [3.0]
+    assert [float(v) for v in ad.grad(z, [w], {"inputs": 7.0})] == [7.0]
+    with pytest.raises(ad.MissingFeedError, match="'inputs'"):
+        ad.grad(z, [w])
+
+
+def test_cached_plan_keeps_errors_naming_things() -> None:
+    with ad.Graph():
+        a = ad.Variable(np.ones((2, 3)), name="A")
+        b = ad.Variable(np.ones((3, 2)), name="B")
+        z = a @ b
+    assert ad.grad(z, [a])[0].shape == (2, 3)
+    b.value = np.ones((4, 2))
+    with pytest.raises(ad.ShapeMismatchError, match=r"'matmul'.*'A'.*\(2, 3\).*'B'.*\(4, 2\)"):
+        ad.grad(z, [a])
+
+
+def test_plans_for_many_distinct_requests_stay_bounded() -> None:
+    with ad.Graph() as g:
+        x = ad.Variable(1.0, name="x")
+        outs = [x * float(k) for k in range(5)]
+    for _ in range(3):
+        for k, o in enumerate(outs):
+            assert float(ad.grad(o, [x])[0]) == float(k)
+    assert len(_plans(g)) <= execute._MAX_PLANS
+    assert len(_plans(g)) == 5

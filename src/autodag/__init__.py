@@ -10,9 +10,11 @@
 [1.52, 1.17, 2.96]
 """
 
+import importlib as _importlib
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+from typing import Any as _Any
 
 from . import hookspecs, ops
-from .compiled import Program, compile
 from .errors import (
     AutodagError,
     GradientError,
@@ -27,7 +29,6 @@ from .errors import (
     ShapeMismatchError,
 )
 from .execute import backward_pass, evaluate, forward_pass, grad, topological_sort
-from .forward import jvp, jvp_nodes
 from .graph import Graph, get_default_graph
 from .hookspecs import hookimpl
 from .nodes import Constant, Node, Operator, Placeholder, Variable
@@ -39,14 +40,47 @@ from .registry import (
     reset_plugins,
     unregister_plugin,
 )
-from .shapes import ShapeInferenceError
-from .symbolic import (
-    SymbolicGradientError,
-    gradients,
-    hessian,
-    hessian_vector_product,
-    jacobian,
-)
+
+if _TYPE_CHECKING:
+    from .compiled import Program, compile
+    from .forward import jvp, jvp_nodes
+    from .shapes import ShapeInferenceError
+    from .symbolic import (
+        SymbolicGradientError,
+        gradients,
+        hessian,
+        hessian_vector_product,
+        jacobian,
+    )
+
+# The compiler, symbolic and forward-mode modules load on first use, which keeps
+# `import autodag` cheap for programs that never touch them.
+_LAZY = {
+    "Program": "compiled",
+    "compile": "compiled",
+    "jvp": "forward",
+    "jvp_nodes": "forward",
+    "ShapeInferenceError": "shapes",
+    "SymbolicGradientError": "symbolic",
+    "gradients": "symbolic",
+    "hessian": "symbolic",
+    "hessian_vector_product": "symbolic",
+    "jacobian": "symbolic",
+}
+
+
+def __getattr__(name: str) -> _Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'autodag' has no attribute {name!r}")
+    value = getattr(_importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __version__ = "0.1.0"
 

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import difflib
 import functools
-import importlib.metadata as md
 import os
 import threading
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import pluggy
+
+if TYPE_CHECKING:
+    # importlib.metadata costs tens of milliseconds: imported when plugins load, not here.
+    import importlib.metadata as md
 
 from . import builtin, hookspecs
 from .errors import OpNotFoundError, PluginConflictError, PluginLoadError, PluginWarning
@@ -235,6 +238,8 @@ def _allowed(ep_name: str) -> bool:
 def _load_entry_points(pm: _Manager) -> None:
     seen: set[str] = set()
     # Sorted, so that plugins (and any conflict between them) come out the same every run.
+    import importlib.metadata as md
+
     for ep in sorted(md.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
         if ep.name in seen:  # the same distribution seen twice on sys.path
             continue

@@ -195,10 +195,35 @@ def test_numpy_only_rule_works_first_order_but_not_symbolically(numpy_only_plugi
         x = ad.Variable(0.3, name="x")
         y = ad.ops.np_sin(x) * 2.0
     np.testing.assert_allclose(ad.grad(y, [x])[0], 2 * np.cos(0.3))
-    with pytest.raises(ad.SymbolicGradientError, match=r"'np_sin'.*second-order-test.*symbolic"):
-        ad.gradients(y, [x])
+    # First order also works as a gradient node, evaluated at the current values.
+    (d1,) = ad.gradients(y, [x])
+    np.testing.assert_allclose(ad.evaluate(d1), 2 * np.cos(0.3))
+    x.value = 1.1
+    np.testing.assert_allclose(ad.evaluate(d1), 2 * np.cos(1.1))
+    twice = r"'np_sin'.*second-order-test.*symbolic=False.*not differentiated again"
+    with pytest.raises(ad.SymbolicGradientError, match=twice):
+        ad.gradients(d1, [x])
+    with pytest.raises(ad.SymbolicGradientError, match=twice):
+        ad.grad(d1, [x])
+    with pytest.raises(ad.SymbolicGradientError, match=twice):
+        ad.hessian(y, x)
     with pytest.raises(ad.GradientError):
         ad.jvp(y, [x], [1.0])
+    # The graph is still usable after those errors.
+    np.testing.assert_allclose(ad.grad(y, [x])[0], 2 * np.cos(1.1))
+
+
+def test_numpy_only_rule_first_order_gradient_nodes_with_broadcasting(
+    numpy_only_plugin: str,
+) -> None:
+    a0 = np.array([[0.1, -0.4, 0.7], [1.2, 0.3, -0.9]])
+    with ad.Graph():
+        a = ad.Variable(a0, name="a")
+        b = ad.Variable(np.array([0.5, -1.5, 2.0]), name="b")
+        y = ad.ops.sum(ad.ops.np_sin(a * b) * 3.0)
+    da, db = ad.evaluate(ad.gradients(y, [a, b]))
+    np.testing.assert_allclose(da, 3 * np.cos(a0 * b.value) * b.value, rtol=1e-12)
+    np.testing.assert_allclose(db, (3 * np.cos(a0 * b.value) * a0).sum(axis=0), rtol=1e-12)
 
 
 def test_rule_using_an_unregistered_name_is_named(numpy_only_plugin: str) -> None:

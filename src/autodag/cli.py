@@ -6,6 +6,7 @@ import argparse
 import json
 import keyword
 import math
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -58,8 +59,13 @@ class _UsageError(Exception):
 def _demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    return run_demo(Path(args.out), sys.stdout, epochs=args.epochs, quick=args.quick,
-                    train=not args.no_train)
+    try:
+        return run_demo(Path(args.out), sys.stdout, epochs=args.epochs, quick=args.quick,
+                        train=not args.no_train)
+    except OSError as exc:
+        sys.stdout.flush()
+        print(f"autodag demo: cannot write to {args.out!r}: {exc}", file=sys.stderr)
+        return 1
 
 
 def _assignments(items: Sequence[str]) -> dict[str, Any]:
@@ -274,5 +280,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "func"):
         parser.print_help()
         return 2
-    code: int = args.func(args)
+    try:
+        code: int = args.func(args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # ``autodag plugins --json | head``: the reader left; say nothing more.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
     return code

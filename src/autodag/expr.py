@@ -314,6 +314,13 @@ class _Builder:
         reg = self.registry.get(node.func.id)
         op = reg.opdef
         n_inputs = 1 if op.arity is None else op.arity
+        most = n_inputs + len(op.attributes)
+        if len(node.args) > most:
+            extra = f" and {len(op.attributes)} attribute(s)" if op.attributes else ""
+            raise ExpressionError(
+                f"{op.name}() takes {n_inputs} input(s){extra}, got {len(node.args)} "
+                f"arguments{_where(node)}"
+            )
         args: list[Any] = []
         for k, arg in enumerate(node.args):
             if k < n_inputs:

@@ -13,9 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from ._arrays import grad_dtype
 from .execute import evaluate, topological_sort
 from .graph import Graph
-from .nodes import Node, Operator, Placeholder
+from .nodes import Node, Operator, Placeholder, as_value
 from .symbolic import _Builder, _common_graph, _node_list, _seeds
 
 __all__ = ["jvp", "jvp_nodes"]
@@ -90,8 +91,11 @@ def _cached(graph: Graph, outs: tuple[Node, ...], ins: tuple[Node, ...]
         places = []
         for x in ins:
             info = b.shapes.info(x)
-            shape = None if info is None else info[0]
-            places.append(Placeholder(graph.next_name("tangent"), shape=shape, graph=graph))
+            shape, dtype = (None, np.float64) if info is None else (info[0], info[1])
+            # Tangents live in the input's gradient dtype: float32 stays float32.
+            dtype = grad_dtype(np.zeros((), dtype=dtype))
+            places.append(Placeholder(graph.next_name("tangent"), dtype=dtype, shape=shape,
+                                      graph=graph))
     nodes = jvp_nodes(list(outs), list(ins), places)
     graph.cache[key] = (places, nodes)
     return places, nodes
@@ -122,6 +126,13 @@ def jvp(
                 f"jvp: the tangent for {x.name!r} is node {t.name!r}; jvp takes values "
                 f"(use jvp_nodes for symbolic tangents)"
             )
-        feeds[p] = np.asarray(t, dtype=np.float64) if np.ndim(t) else float(t)
+        t = as_value(t, f"jvp: the tangent for {x.name!r}")
+        ds = p.declared_shape
+        if ds is not None and np.shape(t) != ds:
+            raise ValueError(
+                f"jvp: the tangent for {x.name!r} has shape {np.shape(t)}, but {x.name!r} "
+                f"has shape {ds}"
+            )
+        feeds[p] = np.asarray(t, dtype=p.dtype) if np.ndim(t) else float(t)
     values = evaluate(nodes, feeds)
     return values[0] if isinstance(outputs, Node) else values

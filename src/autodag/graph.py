@@ -109,6 +109,12 @@ class Graph:
 
         return mimebundle(self)
 
+    def _repr_svg_(self) -> str | None:
+        """Jupyter display as SVG, or None (text instead) without Graphviz."""
+        from .viz import mimebundle
+
+        return mimebundle(self).get("image/svg+xml")
+
 
 _local = threading.local()
 _default_graph = Graph()

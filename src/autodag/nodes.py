@@ -57,6 +57,10 @@ def as_value(value: Any, what: str) -> Any:
     raise TypeError(f"{what}: value must be numeric, got {type(value).__name__}: {value!r:.60}")
 
 
+def _label(kind: str, name: Any) -> str:
+    return f"{kind} {name!r}" if isinstance(name, str) else kind
+
+
 def _site() -> tuple[str, int] | None:
     """File and line of the first caller frame outside autodag and its plugins."""
     f: FrameType | None = sys._getframe(2)
@@ -116,6 +120,12 @@ class Node:
         from .viz import mimebundle
 
         return mimebundle(self)
+
+    def _repr_svg_(self) -> str | None:
+        """Jupyter display as SVG, or None (text instead) without Graphviz."""
+        from .viz import mimebundle
+
+        return mimebundle(self).get("image/svg+xml")
 
     # --- arithmetic -----------------------------------------------------------------
     def __add__(self, other: Any) -> Any:
@@ -221,8 +231,10 @@ class Variable(Node):
     """A node holding a mutable value that gradients are usually taken for."""
 
     def __init__(self, value: Any, name: str | None = None, *, graph: Graph | None = None) -> None:
+        # Checked before a default name is drawn, so a rejected value changes no graph.
+        checked = as_value(value, _label("Variable", name))
         super().__init__(name, "Var", graph)
-        self._value = as_value(value, f"Variable {self.name!r}")
+        self._value = checked
         self.graph._add(self, self.graph.variables)
 
     @Node.value.setter  # type: ignore[attr-defined,untyped-decorator]
@@ -237,8 +249,9 @@ class Constant(Node):
     """A node whose value cannot be reassigned."""
 
     def __init__(self, value: Any, name: str | None = None, *, graph: Graph | None = None) -> None:
+        checked = as_value(value, _label("Constant", name))
         super().__init__(name, "Const", graph)
-        self._value = as_value(value, f"Constant {self.name!r}")
+        self._value = checked
         self.graph._add(self, self.graph.constants)
 
     @Node.value.setter  # type: ignore[attr-defined,untyped-decorator]
@@ -341,8 +354,9 @@ def _graph_for(inputs: Sequence[Any], op_name: str) -> Graph:
             elif x.graph is not graph:
                 assert first is not None
                 raise GraphMismatchError(
-                    f"op {op_name!r}: inputs {first.name!r} and {x.name!r} belong to "
-                    f"different graphs ({first.graph!r} and {x.graph!r})"
+                    f"op {op_name!r}: inputs {first.name!r} (created at {first.where()}) "
+                    f"and {x.name!r} (created at {x.where()}) belong to different graphs "
+                    f"({first.graph!r} and {x.graph!r})"
                 )
     active = active_graph()
     if graph is None:
@@ -350,8 +364,8 @@ def _graph_for(inputs: Sequence[Any], op_name: str) -> Graph:
     if active is not None and active is not graph:
         assert first is not None
         raise GraphMismatchError(
-            f"op {op_name!r}: input {first.name!r} belongs to {graph!r}, not to the graph "
-            f"of the enclosing 'with' block ({active!r})"
+            f"op {op_name!r}: input {first.name!r} (created at {first.where()}) belongs to "
+            f"{graph!r}, not to the graph of the enclosing 'with' block ({active!r})"
         )
     return graph
 
@@ -363,11 +377,12 @@ def make_operator(
     name = kwargs.pop("name", None)
     raw_inputs, attrs = registered.opdef.bind(args, kwargs)
     graph = _graph_for(raw_inputs, registered.opdef.name)
-    inputs = tuple(
-        x if isinstance(x, Node)
-        else Constant(as_value(x, f"op {registered.opdef.name!r} input {i}"), graph=graph)
+    # Every input is checked before any Constant joins the graph: a bad one adds nothing.
+    values = [
+        x if isinstance(x, Node) else as_value(x, f"op {registered.opdef.name!r} input {i}")
         for i, x in enumerate(raw_inputs)
-    )
+    ]
+    inputs = tuple(x if isinstance(x, Node) else Constant(x, graph=graph) for x in values)
     return Operator(registered, inputs, attrs, name, graph=graph)
 
 

@@ -28,20 +28,29 @@ def add_commands(subparsers: Any) -> None:
         description="Run autodag.testing.check_op on every op (with samples) of the named "
                     "plugins, or of all plugins; exit code 1 if any op fails.",
     )
-    c.add_argument("plugin", nargs="*", metavar="PLUGIN", help="plugin names (default: all)")
+    c.add_argument("plugin", nargs="*", metavar="PLUGIN",
+                   help="plugin or distribution names (default: all)")
     c.add_argument("-v", "--verbose", action="store_true", help="print every failure in full")
     c.set_defaults(func=check_command)
 
 
 def _registry(err: TextIO) -> Registry | None:
     try:
-        with warnings.catch_warnings():
-            # Failed plugins are part of the report; no need to warn about them as well.
-            warnings.simplefilter("ignore", PluginWarning)
-            return get_registry()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", PluginWarning)
+            reg = get_registry()
     except AutodagError as exc:
         print(f"autodag: {exc}", file=err)
         return None
+    for w in caught:
+        if not issubclass(w.category, PluginWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        # Failed plugins are part of the report; other warnings (a misspelt name in
+        # AUTODAG_LOAD_PLUGINS) would otherwise go unseen.
+        elif not any(f.name in str(w.message) and f.reason in str(w.message)
+                     for f in reg.failed):
+            print(f"autodag: warning: {w.message}", file=err)
+    return reg
 
 
 def _where(info: PluginInfo) -> str:
@@ -122,7 +131,10 @@ def check_command(args: argparse.Namespace, out: TextIO | None = None,
     if reg is None:
         return 1
     by_plugin = reg.by_plugin()
-    wanted = list(args.plugin) or list(by_plugin)
+    # A distribution name (autodag-math) names its plugin (math) too.
+    by_dist = {p.distribution: p.name for p in reg.plugins if p.distribution}
+    wanted = [by_dist.get(n, n) if n not in by_plugin else n for n in args.plugin]
+    wanted = list(dict.fromkeys(wanted)) or list(by_plugin)
     unknown = [name for name in wanted if name not in by_plugin]
     if unknown:
         print(f"autodag check: no loaded plugin named {', '.join(map(repr, unknown))}; "

@@ -224,19 +224,24 @@ def _entry_point_info(ep: md.EntryPoint) -> PluginInfo:
     )
 
 
-def _allowed(ep_name: str) -> bool:
-    """Whether the environment lets the entry point ``ep_name`` load (checked before import)."""
+def _allowed(info: PluginInfo) -> bool:
+    """Whether the environment lets an entry point load (checked before import).
+
+    ``AUTODAG_LOAD_PLUGINS`` may name the plugin (``math``) or its distribution
+    (``autodag-math``).
+    """
     if _env_flag(ENV_DISABLE_AUTOLOAD):
         return False
     only = os.environ.get(ENV_LOAD_ONLY)
     if only is None:
         return True
     wanted = {n.strip() for n in only.split(",") if n.strip()}
-    return ep_name in wanted
+    return info.name in wanted or info.distribution in wanted
 
 
 def _load_entry_points(pm: _Manager) -> None:
     seen: set[str] = set()
+    dists: set[str] = set()
     # Sorted, so that plugins (and any conflict between them) come out the same every run.
     import importlib.metadata as md
 
@@ -245,7 +250,9 @@ def _load_entry_points(pm: _Manager) -> None:
             continue
         seen.add(ep.name)
         info = _entry_point_info(ep)
-        if not _allowed(ep.name):
+        if info.distribution:
+            dists.add(info.distribution)
+        if not _allowed(info):
             pm.unloaded.append((info, ep))
             continue
         if pm.is_blocked(ep.name) or pm.has_plugin(ep.name):
@@ -274,7 +281,7 @@ def _load_entry_points(pm: _Manager) -> None:
             continue
         pm.infos[ep.name] = info
     only = os.environ.get(ENV_LOAD_ONLY)
-    unknown = sorted({n.strip() for n in (only or "").split(",") if n.strip()} - seen)
+    unknown = sorted({n.strip() for n in (only or "").split(",") if n.strip()} - seen - dists)
     if unknown and not _env_flag(ENV_DISABLE_AUTOLOAD):
         # A misspelt name would otherwise just make ops go missing.
         warnings.warn(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,8 @@ from .errors import GradientError, GraphMismatchError
 from .execute import topological_sort
 from .graph import Graph
 from .nodes import Constant, Node, Operator, make_operator
-from .registry import Registry, get_registry
+from .opdef import OpDef
+from .registry import RegisteredOp, Registry, get_registry
 from .shapes import StaticShapes
 
 __all__ = [
@@ -130,12 +132,9 @@ class _Builder:
         """The op's backward rule on nodes: one gradient node per wanted input."""
         op = node.op
         if not op.symbolic:
-            raise SymbolicGradientError(
-                f"op {op.name!r} from plugin {node.plugin.describe()} has a NumPy-only "
-                f"backward rule (symbolic=False), so {node.describe()} cannot be "
-                f"differentiated symbolically (gradients, second order, forward mode); "
-                f"autodag.grad still gives its first-order gradient"
-            )
+            if isinstance(op, _NumericVjpDef) and op.source is not None:
+                raise _twice_error(op.source, node)
+            return self.numeric_rule(node, g, want)
         ins = node.inputs
         xp = self.xp
         prev, xp.current = xp.current, node
@@ -167,6 +166,25 @@ class _Builder:
         finally:
             xp.current = prev
 
+    def numeric_rule(self, node: Operator, g: Node, want: Sequence[bool]) -> list[Node | None]:
+        """First-order gradient nodes of an op whose backward rule is NumPy-only.
+
+        Each wanted input gets an opaque node that runs the rule on numbers when the
+        graph is evaluated; differentiating that node again is a SymbolicGradientError.
+        """
+        op, ins = node.op, node.inputs
+        if op.vjps is None and op.joint_backward is None:
+            return [None] * len(ins)
+        out: list[Node | None] = []
+        for k in range(len(ins)):
+            if not want[k] or (op.vjps is not None and op.vjps[k] is None):
+                out.append(None)
+                continue
+            vjp = RegisteredOp(_numeric_vjp_op(node, k), node.plugin)
+            gk = make_operator(vjp, (g, node, *ins), {})
+            out.append(self.reduce(node, k, gk, ins[k]))
+        return out
+
     def backward(
         self, targets: Sequence[Node], seeds: Sequence[Node], wrt: Iterable[Node]
     ) -> dict[Node, Node]:
@@ -190,6 +208,57 @@ class _Builder:
                     prev = grads.get(inp)
                     grads[inp] = gk if prev is None else prev + gk
         return grads
+
+
+@dataclass(frozen=True, eq=False)
+class _NumericVjpDef(OpDef):
+    """The opaque first-order gradient op of a NumPy-only rule, for one input."""
+
+    #: The node whose input's gradient this op computes.
+    source: Operator | None = None
+
+
+def _twice_error(source: Operator, at: Node | None = None) -> SymbolicGradientError:
+    where = f" (reached at node {at.name!r})" if at is not None else ""
+    return SymbolicGradientError(
+        f"op {source.op.name!r} from plugin {source.plugin.describe()} has a NumPy-only "
+        f"backward rule (symbolic=False): its gradient at {source.describe()} can be "
+        f"evaluated, but not differentiated again (second order, Hessians, forward "
+        f"mode){where}; give the op a backward rule written with xp to allow it"
+    )
+
+
+def _numeric_vjp_op(node: Operator, k: int) -> OpDef:
+    """An op computing the NumPy-only gradient of ``node``'s input ``k`` from (g, out, ins)."""
+    op, attrs = node.op, dict(node.attrs)
+    vjps, joint = op.vjps, op.joint_backward
+
+    def forward(g: Any, out: Any, *ins: Any) -> Any:
+        xp = get_registry().numeric
+        if vjps is not None:
+            rule = vjps[k]
+            assert rule is not None
+            return rule(xp, g, out, *ins, **attrs)
+        assert joint is not None
+        results = joint(xp, g, out, *ins, **attrs)
+        if not isinstance(results, (tuple, list)) or len(results) != len(ins):
+            n = len(results) if isinstance(results, (tuple, list)) else "a non-sequence"
+            raise GradientError(
+                f"backward of op {op.name!r} from plugin {node.plugin.describe()} "
+                f"returned {n} gradients for {len(ins)} inputs, at {node.describe()}"
+            )
+        gk = results[k]
+        # A rule may leave an input without gradient; the graph needs a value.
+        return np.zeros(np.shape(ins[k])) if gk is None else gk
+
+    def backward(xp: Any, g: Any, out: Any, *args: Any) -> Sequence[Any]:
+        raise _twice_error(node)
+
+    return _NumericVjpDef(
+        name=f"{op.name}_grad{k}", arity=len(node.inputs) + 2, forward=forward,
+        backward=backward, symbolic=False, prefix=f"{op.prefix or op.name}_grad{k}",
+        source=node,
+    )
 
 
 def _depends_on(order: Sequence[Node], wrt: Iterable[Node]) -> set[Node]:
@@ -235,7 +304,7 @@ def _seeds(
                     f"grad_ys (the vector of the vector-Jacobian product) for a non-scalar "
                     f"output"
                 )
-            seeds.append(b.const(1.0))
+            seeds.append(b.const(_one_like(b, y)))
         return seeds
     gl = [grad_ys] if len(ys) == 1 and not isinstance(grad_ys, (list, tuple)) else list(grad_ys)
     if len(gl) != len(ys):
@@ -251,6 +320,14 @@ def _seeds(
             )
         seeds.append(s)
     return seeds
+
+
+def _one_like(b: _Builder, y: Node) -> Any:
+    """The seed 1 in ``y``'s gradient dtype, so float32 graphs get float32 gradients."""
+    info = b.shapes.info(y)
+    if info is None or info[2]:
+        return 1.0  # a Python float is weakly typed: it adopts the dtype it meets
+    return np.ones((), dtype=grad_dtype(np.zeros((), dtype=info[1])))
 
 
 def gradients(

@@ -231,3 +231,18 @@ def test_jvp_tangent_errors_name_the_input() -> None:
         ad.jvp(y, [x], ["a"])
     # By hand: d(x*x) . t = 2 x t.
     np.testing.assert_allclose(ad.jvp(y, [x], [[1.0, 2.0, 3.0]]), [2.0, 4.0, 6.0])
+
+
+def test_placeholder_dtype_is_applied_to_feeds() -> None:
+    with ad.Graph():
+        p32 = ad.Placeholder(name="p32", dtype=np.float32)
+        p_any = ad.Placeholder(name="p_any")
+        pi = ad.Placeholder(name="pi", dtype=np.int64)
+        z32 = p32 * 2.0
+        z_any = p_any * 2.0
+        zi = pi * 2
+    assert ad.evaluate(z32, {p32: np.ones(3)}).dtype == np.float32
+    assert ad.evaluate(z_any, {p_any: np.ones(3, dtype=np.float32)}).dtype == np.float32
+    assert ad.evaluate(z_any, {p_any: np.ones(3, dtype=np.int64)}).dtype == np.float64
+    with pytest.raises(TypeError, match=r"'pi'.*float64.*int64"):
+        ad.evaluate(zi, {pi: np.ones(3)})

@@ -275,6 +275,9 @@ class Placeholder(Node):
     ) -> None:
         super().__init__(name, "Plc", graph)
         self.dtype = np.dtype(dtype)
+        # Python's `float` (the default) asks for a floating value of any precision, so
+        # float32 data stays float32; a NumPy dtype asks for exactly that dtype.
+        self._exact = dtype is not float
         self.declared_shape = None if shape is None else tuple(shape)
         self._value = None
         self.graph._add(self, self.graph.placeholders)
@@ -292,7 +295,15 @@ class Placeholder(Node):
     def check_feed(self, value: Any) -> Any:
         """Validate a fed value against the declared dtype and shape."""
         v = as_value(value, f"feed for Placeholder {self.name!r}")
-        if self.dtype.kind == "f" and np.result_type(v).kind in "biu":
+        have = np.result_type(v)
+        if self._exact and have != self.dtype:
+            if not np.can_cast(have, self.dtype, casting="same_kind"):
+                raise TypeError(
+                    f"feed for Placeholder {self.name!r} has dtype {have}, which does not "
+                    f"convert safely to its declared dtype {self.dtype}"
+                )
+            v = np.asarray(v, dtype=self.dtype)
+        elif self.dtype.kind == "f" and have.kind in "biu":
             v = np.asarray(v, dtype=self.dtype)
         ds = self.declared_shape
         if ds is not None:

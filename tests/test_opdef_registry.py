@@ -126,3 +126,30 @@ def test_entry_point_plugin_is_discovered(fake_distribution: Path) -> None:
         x = ad.Variable(2.0)
         z = ad.ops.cube(x)
     assert float(ad.grad(z, [x])[0]) == 12.0
+
+
+@pytest.mark.parametrize(
+    ("inline", "inline_vjps", "match"),
+    [
+        ("{0} + {2}", None, "unknown field"),
+        ("__import__('os')", None, "Call|numeric constants|only xp"),
+        ("{0}.real", None, "only xp"),
+        ("{0} + (", None, "not an expression"),
+        ("[{0}]", None, "List"),
+        (None, ("{g}",), "one entry per"),
+        (None, ("{g} * {1}", None), "both be given"),
+        (None, ("{g} * {1}", "{h}"), "Set is not allowed"),
+    ],
+)
+def test_inline_templates_are_checked(
+    inline: str | None, inline_vjps: tuple[str | None, ...] | None, match: str
+) -> None:
+    with pytest.raises(ad.OpDefinitionError, match=match):
+        ad.OpDef(name="op", arity=2, forward=ident, backward=(ident, ident),
+                 inline=inline, inline_vjps=inline_vjps)
+
+
+def test_valid_inline_templates_are_accepted() -> None:
+    op = ad.OpDef(name="op", arity=2, forward=ident, backward=(ident, ident),
+                  inline="{0} * {1} + 2", inline_vjps=("{g} * {1}", "xp.negate({g}) * {0}"))
+    assert op.inline_vjps == ("{g} * {1}", "xp.negate({g}) * {0}")

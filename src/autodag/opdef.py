@@ -14,6 +14,7 @@ An op is data, not a subclass. Its rules are plain functions:
 
 from __future__ import annotations
 
+import ast
 import keyword
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -108,6 +109,13 @@ class OpDef:
     samples: Callable[[np.random.Generator], Iterable[Sample]] | None = None
     #: Replace an op of the same name from another plugin instead of conflicting.
     override: bool = False
+    #: Optional Python expression equal to ``forward`` for every operand it accepts, with
+    #: ``{0}``, ``{1}``... for the inputs (``"{0} + {1}"``): compiled programs write it out
+    #: instead of calling ``forward``. Only operators, numbers and ``xp.<op>(...)``.
+    inline: str | None = None
+    #: Optional expressions equal to the per-input backward rules (``None`` where there is
+    #: none), using ``{g}``, ``{out}``, ``{0}``, ``{1}``... (``("{g} * {1}", "{g} * {0}")``).
+    inline_vjps: tuple[str | None, ...] | None = None
     doc: str = ""
     _vjps: tuple[VjpRule | None, ...] | None = field(init=False, repr=False, default=None)
     _joint: BackwardRule | None = field(init=False, repr=False, default=None)
@@ -132,6 +140,7 @@ class OpDef:
             raise OpDefinitionError(
                 f"op {self.name!r}: samples must be a callable taking a numpy Generator"
             )
+        self._check_inline()
         if not isinstance(self.attributes, Mapping):
             raise OpDefinitionError(f"op {self.name!r}: attributes must be a mapping")
         for attr in self.attributes:
@@ -192,6 +201,30 @@ class OpDef:
                     f"op {self.name!r}: backward rule for input {i} is not callable: {r!r}"
                 )
         object.__setattr__(self, "_vjps", rules)
+
+    def _check_inline(self) -> None:
+        n = self.arity
+        if self.inline is not None:
+            if n is None:
+                raise OpDefinitionError(f"op {self.name!r}: a variadic op cannot be inline")
+            check_template(self.inline, n, has_g=False, where=f"op {self.name!r} inline")
+        if self.inline_vjps is None:
+            return
+        vjps = tuple(self.inline_vjps)
+        if self._vjps is None or len(vjps) != len(self._vjps):
+            raise OpDefinitionError(
+                f"op {self.name!r}: inline_vjps needs one entry per per-input backward rule"
+            )
+        for k, (tpl, rule) in enumerate(zip(vjps, self._vjps)):
+            if (tpl is None) != (rule is None):
+                raise OpDefinitionError(
+                    f"op {self.name!r}: inline_vjps[{k}] and backward[{k}] must both be given "
+                    "or both be None"
+                )
+            if tpl is not None:
+                assert n is not None
+                check_template(tpl, n, has_g=True, where=f"op {self.name!r} inline_vjps[{k}]")
+        object.__setattr__(self, "inline_vjps", vjps)
 
     @property
     def vjps(self) -> tuple[VjpRule | None, ...] | None:
@@ -261,3 +294,44 @@ class OpDef:
                 attrs[k] = default
         return inputs, attrs
 
+
+
+_TEMPLATE_FIELD: Final = re.compile(r"\{(g|out|\d+)\}")
+_TEMPLATE_NODES: Final = (
+    ast.Expression, ast.BinOp, ast.UnaryOp, ast.operator, ast.unaryop, ast.Load,
+    ast.Name, ast.Constant, ast.Attribute, ast.Call, ast.keyword, ast.Tuple,
+)
+
+
+def template_fields(template: str) -> list[str]:
+    """The fields a template reads, in order of first use: ``g``, ``out``, ``0``, ``1``..."""
+    return list(dict.fromkeys(_TEMPLATE_FIELD.findall(template)))
+
+
+def check_template(template: str, arity: int, *, has_g: bool, where: str) -> None:
+    """Refuse a template that is not a plain expression over its fields and ``xp`` ops."""
+    if not isinstance(template, str):
+        raise OpDefinitionError(f"{where}: must be a string, got {type(template).__name__}")
+    allowed = {f"_t_{i}" for i in range(arity)} | ({"_t_g", "_t_out"} if has_g else set())
+    code = _TEMPLATE_FIELD.sub(lambda m: f"_t_{m.group(1)}", template)
+    try:
+        tree = ast.parse(code, mode="eval")
+    except SyntaxError as exc:
+        raise OpDefinitionError(f"{where}: {template!r} is not an expression: {exc.msg}") from None
+    for node in ast.walk(tree):
+        if not isinstance(node, _TEMPLATE_NODES):
+            raise OpDefinitionError(
+                f"{where}: {type(node).__name__} is not allowed in {template!r}"
+            )
+        if isinstance(node, ast.Name) and node.id not in allowed and node.id != "xp":
+            raise OpDefinitionError(f"{where}: unknown field or name {node.id!r} in {template!r}")
+        if isinstance(node, ast.Attribute) and not (
+            isinstance(node.value, ast.Name) and node.value.id == "xp"
+        ):
+            raise OpDefinitionError(f"{where}: only xp.<op> attributes are allowed: {template!r}")
+        if isinstance(node, ast.Call) and not isinstance(node.func, ast.Attribute):
+            raise OpDefinitionError(f"{where}: only xp.<op>(...) calls are allowed: {template!r}")
+        if isinstance(node, ast.Constant) and (
+            isinstance(node.value, bool) or not isinstance(node.value, (int, float))
+        ):
+            raise OpDefinitionError(f"{where}: only numeric constants are allowed: {template!r}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping, Sequence
-from types import FrameType
+from types import CodeType, FrameType
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
@@ -14,7 +14,7 @@ from .graph import Graph, active_graph, get_default_graph
 
 if TYPE_CHECKING:
     from .opdef import OpDef
-    from .registry import PluginInfo, RegisteredOp
+    from .registry import PluginInfo, RegisteredOp, Registry
 
 __all__ = [
     "Constant",
@@ -65,11 +65,20 @@ def _site() -> tuple[str, int] | None:
     """File and line of the first caller frame outside autodag and its plugins."""
     f: FrameType | None = sys._getframe(2)
     while f is not None:
-        mod = f.f_globals.get("__name__", "")
-        if not mod.startswith(_PACKAGE_PREFIXES):
-            return f.f_code.co_filename, f.f_lineno
+        code = f.f_code
+        internal = _INTERNAL_CODE.get(code)
+        if internal is None:
+            mod = f.f_globals.get("__name__", "")
+            internal = _INTERNAL_CODE[code] = mod.startswith(_PACKAGE_PREFIXES)
+        if not internal:
+            return code.co_filename, f.f_lineno
         f = f.f_back
     return None
+
+
+# Whether a code object belongs to autodag or a plugin: asked for every node built, so
+# remembered (bounded by the amount of code in the process).
+_INTERNAL_CODE: dict[CodeType, bool] = {}
 
 
 class Node:
@@ -398,9 +407,17 @@ def make_operator(
 
 
 def _call(op_name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Operator:
+    return make_operator(_registry().get(op_name), args, kwargs)
+
+
+def _registry() -> Registry:
+    # registry imports this module, so it is reached at call time; rebinding the global
+    # saves an import statement on every node built.
+    global _registry
     from .registry import get_registry
 
-    return make_operator(get_registry().get(op_name), args, kwargs)
+    _registry = get_registry
+    return get_registry()
 
 
 def _is_operand(x: Any) -> bool:

@@ -247,6 +247,8 @@ class OpDef:
         self, args: Sequence[Any], kwargs: Mapping[str, Any]
     ) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """Split a NumPy-style call into (inputs, attributes), checking both."""
+        if not kwargs and not self.attributes and len(args) == self.arity:
+            return tuple(args), {}  # the common case, asked for every node built
         attr_names = list(self.attributes)
         if self.arity is None:
             if not args:

@@ -247,3 +247,116 @@ def test_intermediates_no_rule_reads_are_dropped_before_the_backward_pass() -> N
         ad.unregister_plugin(plugin)
     np.testing.assert_array_equal(gx, np.full(4, 2.0))
     assert seen_alive == [False]
+
+
+def test_scalar_function_and_general_function_agree() -> None:
+    # Python floats run the terse scalar function; arrays of the same values run the
+    # general one. Both against hand-derived gradients of z = x*y/(1 + x**2) - y.
+    with ad.Graph():
+        x, y = ad.Placeholder(name="x"), ad.Placeholder(name="y")
+        s = x * y
+        z = s / (1 + x**2) - y + s  # s feeds two ops: its gradient is a sum
+    prog = ad.compile(z, wrt=[x, y, s], inputs=[x, y])
+    assert "def _scalar" in prog.source
+    for xv, yv in [(0.5, 2.0), (-1.5, 0.25), (0.0, 3.0)]:
+        d = 1 + xv**2
+        ref = [yv / d - xv * yv * 2 * xv / d**2 + yv, xv / d - 1 + xv, 1 / d + 1]
+        value, grads = prog(xv, yv)
+        assert value == pytest.approx(xv * yv / d - yv + xv * yv)
+        assert grads == pytest.approx(ref)
+        assert all(type(g) is float for g in grads)
+        av, ag = prog(np.array([xv]), np.array([yv]))
+        np.testing.assert_allclose(av, [value])
+        for g, r in zip(ag, ref, strict=True):
+            np.testing.assert_allclose(g, [r])
+
+
+def test_python_arithmetic_errors_fall_back_to_numpy_answers() -> None:
+    with ad.Graph():
+        x, y = ad.Placeholder(name="x"), ad.Placeholder(name="y")
+        z = x / y
+    prog = ad.compile(z, wrt=[x, y], inputs=[x, y])
+    # y*y underflows to 0.0 in the rule -x/y**2: Python would raise, NumPy says -inf.
+    value, (gx, gy) = prog(1.0, 1e-200)
+    assert value == 1e200 and gx == 1e200 and gy == -np.inf
+    for _ in range(3):  # interpreted first, then compiled: the same answer
+        assert [float(g) for g in ad.grad(z, [x, y], {x: 1.0, y: 1e-200})] == [1e200, -np.inf]
+
+
+def test_forward_errors_in_the_scalar_function_name_the_op() -> None:
+    with ad.Graph():
+        x = ad.Placeholder(name="x")
+        z = x**2.0 + x
+    prog = ad.compile(z, wrt=[x], inputs=[x])
+    assert prog(3.0) == (12.0, [7.0])
+    with pytest.raises(ad.OpExecutionError, match=r"'power'.*'x' float64 shape \(\)"):
+        prog(1e200)  # Python's float power overflows
+
+
+def test_gradients_are_writeable_arrays_the_caller_owns() -> None:
+    with ad.Graph():
+        x = ad.Placeholder(name="x", shape=(3, 4))
+        total, mean = ad.ops.sum(x), ad.ops.mean(x)
+        loss = total + mean
+    xv = np.arange(12.0).reshape(3, 4)
+    prog = ad.compile([loss, total], wrt=[x], inputs=[x])
+    cases = [(prog(xv)[1][0], 1 + 1 / 12), (prog(xv)[1][0], 1 + 1 / 12)]
+    for out, expect in [(loss, 1 + 1 / 12), (total, 1.0), (mean, 1 / 12)]:
+        for _ in range(2):  # interpreted, then compiled
+            cases.append((ad.grad(out, [x], {x: xv})[0], expect))
+    order = ad.topological_sort(total)
+    ad.forward_pass(order, {x: xv})
+    cases.append((ad.backward_pass(order)[0], 1.0))
+    for g, expect in cases:
+        assert g.flags.writeable and 0 not in g.strides
+        np.testing.assert_allclose(g, np.full((3, 4), expect))
+        g[0, 0] = -1.0  # the caller's to change, without touching another result
+    assert [g[0, 1] for g, _ in cases] == [e for _, e in cases]
+
+
+def test_numeric_namespace_calls_mean_what_the_op_means() -> None:
+    # Rules call ops as xp.op(inputs..., attr=...): a shortcut past OpDef.bind that must
+    # give the same results and the same errors.
+    xp = ad.get_registry().numeric
+    a = np.arange(6.0).reshape(2, 3)
+    np.testing.assert_array_equal(xp.sum(a, axis=0), [3.0, 5.0, 7.0])
+    np.testing.assert_array_equal(xp.sum(a, 1, True), [[3.0], [12.0]])  # attrs by position
+    assert xp.sum(a=a) == 15.0  # an input by keyword
+    assert xp.sum(a) == 15.0 and xp.multiply(2.0, 3.0) == 6.0
+    np.testing.assert_array_equal(xp.expand_dims(a, axis=0).shape, (1, 2, 3))
+    with pytest.raises(TypeError, match="unexpected keyword argument 'bogus'"):
+        xp.sum(a, bogus=1)
+    with pytest.raises(TypeError, match="missing required argument 'axis'"):
+        xp.expand_dims(a)
+    with pytest.raises(TypeError, match=r"takes 2 input\(s\), got 1"):
+        xp.multiply(1.0)
+    with pytest.raises(TypeError, match="multiple values for argument 'axis'"):
+        xp.sum(a, 0, axis=1)
+
+
+def test_threads_making_the_general_function_at_once_agree() -> None:
+    with ad.Graph():
+        x, a = ad.Placeholder(name="x"), ad.Placeholder(name="a")
+        z = (x * a + 1.0) / (1 + x**2)
+    prog = ad.compile(z, wrt=[x, a], inputs=[x, a])
+    assert prog(0.5, 2.0)[1] == pytest.approx([2 / 1.25 - 2.0 * 2 * 0.5 / 1.25**2, 0.4])
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(6)
+
+    def work(k: int) -> None:
+        try:
+            xv = np.full(3, 0.1 * k)
+            barrier.wait()  # all ask for the (not yet made) array function together
+            _, (gx, ga) = prog(xv, 2.0)
+            d = 1 + xv**2
+            np.testing.assert_allclose(gx, 2 / d - (2 * xv + 1) * 2 * xv / d**2)
+            assert ga == pytest.approx(float(np.sum(xv / d)))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []

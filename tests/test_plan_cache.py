@@ -7,6 +7,7 @@ import pytest
 
 import autodag as ad
 from autodag import execute
+from autodag.program import Plan
 
 
 def _plans(g: ad.Graph) -> dict[object, object]:
@@ -20,9 +21,14 @@ def test_plan_is_reused_and_variable_values_are_read_each_call() -> None:
         y = ad.Variable(3.0, name="y")
         z = x * x * y
     assert [float(v) for v in ad.grad(z, [x, y])] == [12.0, 4.0]
-    plan = _plans(g)[((z,), (x, y))]
+    assert isinstance(_plans(g)[((z,), (x, y))], execute.Interpreted)
     x.value = 5.0
     assert [float(v) for v in ad.grad(z, [x, y])] == [30.0, 25.0]
+    plan = _plans(g)[((z,), (x, y))]
+    assert isinstance(plan, Plan)  # seen again and small: compiled
+    y.value = 1.0
+    assert [float(v) for v in ad.grad(z, [x, y])] == [10.0, 25.0]
+    y.value = 3.0
     assert _plans(g)[((z,), (x, y))] is plan
     assert ad.evaluate(z) == 75.0
     assert ad.evaluate(z, {x: 1.0}) == 3.0  # a fed Variable overrides its value
@@ -73,3 +79,30 @@ def test_plans_for_many_distinct_requests_stay_bounded() -> None:
             assert float(ad.grad(o, [x])[0]) == float(k)
     assert len(_plans(g)) <= execute._MAX_PLANS
     assert len(_plans(g)) == 5
+
+
+def test_large_plans_stay_interpreted_until_compiling_pays_off() -> None:
+    with ad.Graph() as g:
+        x = ad.Variable(1.0, name="x")
+        y = x
+        for _ in range(execute.COMPILE_AT_ONCE):
+            y = y * 1.0 + 1.0
+    for _ in range(3):
+        assert float(ad.grad(y, [x])[0]) == 1.0
+        assert ad.evaluate(y) == 1.0 + execute.COMPILE_AT_ONCE
+    plan = _plans(g)[((y,), (x,))]
+    assert isinstance(plan, execute.Interpreted) and plan.calls == 3
+    plan.spent = len(plan.order) * execute.COMPILE_COST  # as if it had run that long
+    assert float(ad.grad(y, [x])[0]) == 1.0
+    assert isinstance(_plans(g)[((y,), (x,))], Plan)
+    assert float(ad.grad(y, [x])[0]) == 1.0
+
+
+def test_interpreted_and_compiled_plans_agree_on_errors() -> None:
+    with ad.Graph():
+        a = ad.Variable(np.ones((2, 3)), name="A")
+        b = ad.Variable(np.ones((4, 2)), name="B")
+        z = a @ b
+    for _ in range(3):  # interpreted, then compiled
+        with pytest.raises(ad.ShapeMismatchError, match=r"'matmul'.*'A'.*\(2, 3\).*'B'"):
+            ad.grad(z, [a])

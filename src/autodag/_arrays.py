@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["grad_dtype", "sum_to"]
+__all__ = ["grad_dtype", "owned", "sum_to"]
 
 
 def sum_to(g: Any, shape: tuple[int, ...]) -> Any:
@@ -36,3 +36,16 @@ def grad_dtype(value: Any) -> np.dtype[Any]:
         return np.dtype(np.float64)
     dt = np.result_type(value)
     return dt if dt.kind in "fc" else np.dtype(np.float64)
+
+
+def owned(g: Any) -> Any:
+    """``g``, or a copy of it when it is a read-only or broadcast (zero-stride) view.
+
+    Gradients handed to the caller are theirs to write to; a rule may return
+    ``np.broadcast_to`` of a smaller array, which NumPy marks read-only.
+    """
+    if g.__class__ is np.ndarray and (
+        not g.flags.writeable or (g.ndim and 0 in g.strides and g.size > 1)
+    ):
+        return np.array(g)
+    return g

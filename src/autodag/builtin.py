@@ -74,11 +74,22 @@ def _power(a: Any, b: Any) -> Any:
             return np.power(np.float64(a), b)
         return r
     if ta is np.ndarray and a.dtype.kind == "f" and (tb is float or tb is int):
-        return np.power(a, b)  # the common case, without the dtype checks below
+        # The common case, without the dtype checks below; ``**`` rather than np.power
+        # for NumPy's fast paths (x**2 is x*x).
+        return a**b
     if np.result_type(a).kind in "biu" and np.result_type(b).kind in "biu":
         # NumPy refuses integers to negative integer powers; autodag computes in float.
         return np.power(np.asarray(a, dtype=np.float64), b)
     return np.power(a, b)
+
+
+def _broadcast_like(a: Any, like: Any) -> Any:
+    if like.__class__ is np.ndarray and like.size <= 4096 and np.ndim(a) == 0:
+        # A scalar gradient spread over a small array (the rule of sum): cheaper made
+        # than NumPy's broadcasting machinery, and writeable. A large one stays a
+        # broadcast view, which costs no memory and no pass over it.
+        return np.full(like.shape, a)
+    return np.broadcast_to(a, np.broadcast_shapes(np.shape(a), np.shape(like)))
 
 
 def _floated(a: Any) -> Any:
@@ -110,7 +121,7 @@ def _power_base_grad(a: Any, b: Any) -> Any:
     if (ta is np.ndarray and a.ndim and a.dtype.kind == "f"
             and (tb is int or (tb is float and b.is_integer())) and b >= 1):
         # A power of at least 0 cannot divide by zero or go invalid: no errstate needed.
-        return b * np.power(a, b - 1)
+        return b * a if b == 2 else b * a ** (b - 1)
     af = _floated(np.asarray(a))
     with np.errstate(divide="ignore", invalid="ignore"):
         if tb is float or tb is int:  # a scalar exponent: one pass, no mask
@@ -264,8 +275,7 @@ _OPS: Final = [
     ),
     OpDef(
         name="broadcast_like", arity=2,
-        forward=lambda a, like: np.broadcast_to(a, np.broadcast_shapes(np.shape(a),
-                                                                      np.shape(like))),
+        forward=_broadcast_like,
         backward=(lambda xp, h, out, a, like: xp.unbroadcast(h, a), None),
         doc="Broadcast a against the shape of `like`.",
     ),

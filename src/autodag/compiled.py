@@ -7,7 +7,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from ._arrays import grad_dtype
+from ._arrays import grad_dtype, owned
 from .errors import MissingFeedError
 from .execute import topological_sort
 from .nodes import Constant, Node, Operator, Placeholder, as_value
@@ -37,10 +37,32 @@ def _finish(g: Any, value: Any) -> Any:
         if g is None:
             return 0.0
         return g if g.__class__ is float else float(g)
+    if (g.__class__ is np.ndarray and value.__class__ is np.ndarray
+            and g.dtype == value.dtype and g.dtype.kind in "fc"):
+        return owned(g)  # already of the right dtype
     dt = grad_dtype(value)
     if g is None:
         return np.zeros(np.shape(value), dtype=dt)
-    return np.asarray(g, dtype=dt)
+    return owned(np.asarray(g, dtype=dt))
+
+
+#: (shape or None for any, dtype or None for any floating dtype) of an array that
+#: ``Placeholder.check_feed`` would return unchanged.
+_Fast = tuple[tuple[int, ...] | None, np.dtype[Any] | None]
+
+
+def _fast_check(node: Node) -> _Fast | None:
+    """What an array fed to ``node`` needs for the checks to pass it unchanged."""
+    if not isinstance(node, Placeholder):
+        return None  # a Variable's value: as_value passes any numeric array
+    ds = node.declared_shape
+    if ds is not None and any(d is None for d in ds):
+        return None
+    shape = None if ds is None else tuple(int(d) for d in ds if d is not None)
+    if node._exact:
+        return (shape, node.dtype) if node.dtype.kind in "biufc" else None
+    # Any floating array passes; the default dtype asks for a floating value.
+    return (shape, None) if node.dtype.kind == "f" else None
 
 
 class Program:
@@ -81,20 +103,21 @@ class Program:
                       if isinstance(w, Operator) and w not in outs)
         self._plan = Plan(order, outs + extra, self.wrt if wrt is not None else None)
         position = {n: j for j, n in enumerate(self.inputs)}
-        # Each leaf's value: input j, or (-1) the Variable's value at call time.
-        self._pick: list[tuple[int, Node, bool]] = []
+        # Each leaf's value: input j, or (-1) the Variable's value at call time; whether a
+        # Python float needs no check; and what an array needs to pass unchanged.
+        self._pick: list[tuple[int, Node, bool, _Fast | None]] = []
         for node in self._plan.leaves:
             if node in position:
                 plain = not isinstance(node, Placeholder) or (
                     node.dtype.kind == "f" and node.declared_shape in (None, ()))
-                self._pick.append((position[node], node, plain))
+                self._pick.append((position[node], node, plain, _fast_check(node)))
             elif isinstance(node, Placeholder):
                 raise MissingFeedError(
                     f"Placeholder {node.name!r} (created at {node.where()}) is not among "
                     f"compile()'s inputs: pass inputs=[..., {node.name}]"
                 )
             else:
-                self._pick.append((-1, node, True))
+                self._pick.append((-1, node, True, None))
         self._n_out = len(outs)
         slot_of_leaf = {n: k for k, n in enumerate(self._plan.leaves)}
         slot_of_out = {n: k for k, n in enumerate(self._plan.outputs)}
@@ -128,13 +151,21 @@ class Program:
                 f"({', '.join(repr(n.name) for n in self.inputs)}), got {len(values)}"
             )
         leaves: list[Any] = []
-        for j, node, plain in self._pick:
+        for j, node, plain, fast in self._pick:
             if j < 0:
                 leaves.append(node.value)
+                continue
+            v = values[j]
+            # A Python float needs no checking unless a declared dtype or shape says so;
+            # nor does an array of the declared shape and dtype.
+            if (plain and v.__class__ is float) or (
+                fast is not None and v.__class__ is np.ndarray
+                and (fast[0] is None or v.shape == fast[0])
+                and (v.dtype == fast[1] if fast[1] is not None else v.dtype.kind == "f")
+            ):
+                leaves.append(v)
             else:
-                v = values[j]
-                # A Python float needs no checking unless a declared dtype or shape says so.
-                leaves.append(v if plain and v.__class__ is float else self._check(node, v))
+                leaves.append(self._check(node, v))
         plan = self._plan
         outs, raw = plan.run(get_registry().numeric if plan.uses_xp else None, leaves)
         grads: list[Any] = []

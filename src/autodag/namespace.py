@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .opdef import REQUIRED, OpDef
+
 if TYPE_CHECKING:
     from .registry import Registry
 
@@ -33,7 +35,7 @@ class NumericNamespace:
         reg = self._registry.ops.get(name)
         fn: Any
         if reg is not None:
-            fn = _eager(reg.opdef.bind, reg.opdef.forward)
+            fn = _eager(reg.opdef)
         else:
             try:
                 fn = getattr(np, name)
@@ -56,9 +58,35 @@ class NumericNamespace:
         return tuple(np.shape(x))
 
 
-def _eager(bind: Callable[..., Any], forward: Callable[..., Any]) -> Callable[..., Any]:
+def _eager(opdef: OpDef) -> Callable[..., Any]:
+    """The op run eagerly: ``forward`` after ``bind`` checks and completes the call.
+
+    A call with exactly the inputs positionally and only attributes by keyword (how
+    backward rules call ops) is bound here without ``bind``: the result is the same.
+    """
+    bind, forward, arity = opdef.bind, opdef.forward, opdef.arity
+    defaults = dict(opdef.attributes)
+
     def call(*args: Any, **kwargs: Any) -> Any:
         inputs, attrs = bind(args, kwargs)
         return forward(*inputs, **attrs)
 
-    return call
+    if arity is None:
+        return call
+    if not defaults:
+
+        def plain(*args: Any, **kwargs: Any) -> Any:
+            if not kwargs and len(args) == arity:
+                return forward(*args)
+            return call(*args, **kwargs)
+
+        return plain
+    names = defaults.keys()
+    required = frozenset(k for k, v in defaults.items() if v is REQUIRED)
+
+    def with_attrs(*args: Any, **kwargs: Any) -> Any:
+        if len(args) == arity and kwargs.keys() <= names and required <= kwargs.keys():
+            return forward(*args, **{**defaults, **kwargs})
+        return call(*args, **kwargs)
+
+    return with_attrs

@@ -8,6 +8,12 @@ shape and when each value can be dropped are all decided here, once; a call only
 the arithmetic. Built-in arithmetic is written as the Python expression itself, so a
 graph of Python floats runs at the speed of Python arithmetic.
 
+A graph made only of built-in arithmetic also gets a terse scalar function (one line
+per op and per gradient contribution, no shape checks, nothing freed) that runs every
+call on Python numbers; the general function is then generated only when a call brings
+arrays or leaves Python numbers. Compiling the scalar function is several times faster,
+which is what large scalar graphs pay for.
+
 Only integer slot numbers and names made here go into the source; op callables,
 attributes, constants and nodes reach it through the namespace it is executed in.
 """
@@ -18,6 +24,7 @@ import dis
 import inspect
 import itertools
 import re
+import threading
 import types
 from collections.abc import Callable, Sequence
 from typing import Any, Final
@@ -26,7 +33,8 @@ import numpy as np
 
 from . import builtin
 from ._arrays import grad_dtype, sum_to
-from .errors import GradientError, OpExecutionError, ShapeMismatchError
+from .errors import GradientError, OpExecutionError
+from .execute import forward_error
 from .nodes import Constant, Node, Operator
 
 __all__ = ["Plan"]
@@ -55,11 +63,18 @@ def _vjp_templates() -> dict[Callable[..., Any], tuple[str, ...]]:
     put("subtract", "{g}", "-{g}")
     put("negate", "-{g}")
     put("multiply", "{g} * {1}", "{g} * {0}")
-    put("divide", "{g} / {1}", "-{g} * {0} / ({1} * {1})")
+    # d(a/b)/db = -g*a/b**2 = -g/b * out: three operations instead of four.
+    put("divide", "{g} / {1}", "-{g} / {1} * {out}")
     return table
 
 
 _VJP_TEMPLATES: Final = _vjp_templates()
+_DIVIDE_RULES: Final = {op.name: op for op in builtin.autodag_register_ops()}["divide"].vjps
+#: The divide rules when both inputs want a gradient: g / b once for both.
+_DIVIDE_PAIR: Final = ("(_q := {g} / {1})", "-_q * {out}")
+#: The same for the general function, after a line ``_q = g / b`` (it may be cut into
+#: chunks, which pass on only names bound by plain assignments).
+_DIVIDE_PAIR_GENERAL: Final = ("_q", "-_q * {out}")
 #: The power rules call ``xp.power_base_grad`` / ``xp.log_or_zero``; written out only
 #: while those names resolve to the built-in ops (a plugin may override them).
 _POWER = {op.name: op for op in builtin.autodag_register_ops()}["power"]
@@ -82,6 +97,13 @@ def _templates() -> dict[Callable[..., Any], tuple[str, ...]]:
     return _VJP_TEMPLATES
 #: Ops whose forward may fall back from Python scalars to NumPy scalars (1 / 0.0).
 _MAY_LEAVE_PYTHON: Final = frozenset({builtin._divide, builtin._power})
+
+
+def _is_divide_pair(rules: Any, want: list[bool], tpl: dict[Any, Any]) -> bool:
+    """Whether these are the built-in divide rules, written out, for both inputs."""
+    return (isinstance(rules, tuple) and len(rules) == 2 and _DIVIDE_RULES is not None
+            and rules[0] is _DIVIDE_RULES[0] and rules[1] is _DIVIDE_RULES[1]
+            and rules[0] in tpl and want[0] and want[1])
 
 
 def _param_use(fn: Callable[..., Any], n_inputs: int) -> tuple[bool, list[bool]]:
@@ -123,6 +145,11 @@ def _param_use(fn: Callable[..., Any], n_inputs: int) -> tuple[bool, list[bool]]
 _TOKEN: Final = "v{i} if v{i}.__class__ is float else _shape_token(v{i})"
 
 
+def numpy_floats(values: Sequence[Any]) -> list[Any]:
+    """``values`` with Python floats as NumPy floats, which answer inf or nan, not raise."""
+    return [np.float64(v) if v.__class__ is float else v for v in values]
+
+
 def _shape_token(v: Any) -> Any:
     """What the backward pass needs of a value it no longer keeps: its shape."""
     if v.__class__ is np.ndarray:
@@ -132,7 +159,8 @@ def _shape_token(v: Any) -> Any:
 
 def _red(g: Any, like: Any, node: Operator, k: int) -> Any:
     """``g`` summed to the shape of ``like`` (a value or a shape token), for input ``k``."""
-    shape = like if like.__class__ is tuple else np.shape(like)
+    lc = like.__class__
+    shape = like if lc is tuple else like.shape if lc is np.ndarray else np.shape(like)
     gs = g.shape if g.__class__ is np.ndarray else np.shape(g)
     if gs == shape:
         return g
@@ -146,9 +174,14 @@ def _red(g: Any, like: Any, node: Operator, k: int) -> Any:
         ) from None
 
 
+#: Elements from which summing gradients in place beats making a new array.
+_IN_PLACE_MIN: Final = 1024
+
+
 def _iadd(g: Any, t: Any) -> Any:
     """``g + t``, written into ``g`` when it is an array the plan owns and may hold it."""
-    if g.__class__ is np.ndarray:
+    # In place only where it saves more than NumPy's slower keyword-argument call costs.
+    if g.__class__ is np.ndarray and g.size >= _IN_PLACE_MIN:
         try:
             return np.add(g, t, out=g, casting="safe")
         except (TypeError, ValueError):  # a wider dtype or shape: make a new array
@@ -171,6 +204,8 @@ def _joint(results: Any, node: Operator) -> Sequence[Any]:
 def _seed(value: Any) -> Any:
     if value.__class__ is float:
         return 1.0  # stay a Python scalar: the fast path for scalar graphs
+    if isinstance(value, np.generic):  # a reduction's result: a NumPy scalar seed
+        return grad_dtype(value).type(1)
     return np.ones(np.shape(value), dtype=grad_dtype(value))
 
 
@@ -180,21 +215,9 @@ def _errstate() -> Any:
     return np.errstate(divide="ignore", invalid="ignore", over="ignore")
 
 
-def forward_error(node: Operator, args: Sequence[Any], exc: Exception) -> OpExecutionError:
-    """The error for a forward rule that raised: op, node, plugin, site, input shapes."""
-    ins = ", ".join(
-        f"{i.name!r} {getattr(np.result_type(a), 'name', '?')} shape {np.shape(a)}"
-        for i, a in zip(node.inputs, args, strict=False)
-    )
-    attrs = f" with {dict(node.attrs)}" if node.attrs else ""
-    msg = f"op {node.op.name!r} failed at {node.describe()}{attrs}; inputs: {ins}: {exc}"
-    cls = ShapeMismatchError if isinstance(exc, ValueError) else OpExecutionError
-    return cls(msg)
-
-
 #: Statements per generated function before a plan is cut into chunks.
 CHUNK = 2000
-_NAME: Final = re.compile(r"\b(?:[vgsot]\d+|t|_fast|_R)\b")
+_NAME: Final = re.compile(r"\b(?:[vgsot]\d+|t|_q|_fast|_R)\b")
 _ASSIGN: Final = re.compile(r"^([\w, ]+?) = (.*)$")
 
 
@@ -264,19 +287,56 @@ class Plan:
             n for n in self.order if not isinstance(n, (Operator, Constant))
         )
         self._ns: dict[str, Any] = {
-            "_red": _red, "_joint": _joint, "_iadd": _iadd, "_seed": _seed,
+            "_red": _red, "_joint": _joint, "_nd": np.ndarray, "_iadd": _iadd, "_seed": _seed,
             "_errstate": _errstate, "_shape_token": _shape_token, "_PYR": _PY_REAL,
             "_pbg": builtin._power_base_grad, "_loz": builtin._log_or_zero,
         }
         self._line_node: dict[int, int] = {}
         self._tpl = _templates()
-        self.source = self._generate()
-        #: Whether any rule the plan calls takes ``xp`` (built-in arithmetic does not).
-        self.uses_xp = "(xp, " in self.source
+        self._lock = threading.Lock()
+        self._fn: Callable[..., Any] | None = None
+        self._general_source: str | None = None
         self._filename = f"<autodag-plan-{next(_plan_ids)}>"
-        code = compile(self.source, self._filename, "exec")
-        exec(code, self._ns)
-        self._fn: Callable[..., Any] = self._ns["_plan"]
+        #: Line -> op slot of the forward lines of the scalar function, for errors.
+        self._scalar_lines: dict[int, int] = {}
+        self._scalar_filename = self._filename[:-1] + "-scalar>"
+        self._scalar: Callable[..., Any] | None = None
+        self._scalar_source = self._generate(scalar=True)
+        if self._scalar_source is not None:
+            # Built-in arithmetic on Python numbers: the terse scalar function runs every
+            # call that stays in Python numbers; the general one is made if ever needed.
+            exec(compile(self._scalar_source, self._scalar_filename, "exec"), self._ns)
+            self._scalar = self._ns["_scalar"]
+            self.uses_xp = False
+        else:
+            self._general()
+            #: Whether any rule the plan calls takes ``xp`` (built-in arithmetic does not).
+            self.uses_xp = "(xp, " in self.source
+
+    @property
+    def source(self) -> str:
+        """The generated Python source (the scalar function first, when there is one)."""
+        general = self._general_source
+        if general is None:
+            self._general()
+            general = self._general_source
+        assert general is not None
+        return general if self._scalar_source is None else self._scalar_source + general
+
+    def _general(self) -> Callable[..., Any]:
+        """The function for any values, generated and compiled on first use."""
+        fn = self._fn
+        if fn is not None:
+            return fn
+        with self._lock:
+            if self._fn is None:
+                src = self._generate(scalar=False)
+                assert src is not None
+                ns = dict(self._ns)
+                exec(compile(src, self._filename, "exec"), ns)
+                self._general_source = src
+                self._fn = ns["_plan"]
+            return self._fn
 
     # --- analysis ---------------------------------------------------------------------
     def _backward_nodes(self) -> tuple[set[int], dict[int, list[bool]]]:
@@ -306,7 +366,7 @@ class Plan:
         return active, want
 
     # --- code generation --------------------------------------------------------------
-    def _generate(self) -> str:
+    def _generate(self, scalar: bool) -> str | None:
         order, slot, ns = self.order, self.slot, self._ns
         grad_mode = self.wrt is not None
         active: set[int] = set()
@@ -315,6 +375,24 @@ class Plan:
         rules: dict[int, tuple[str, Any, list[bool], list[bool]]] = {}
         keep_bw: set[int] = set()  # values some backward rule reads
         shape_of: set[int] = set()  # values whose shape the backward pass needs
+        # Only built-in arithmetic on Python numbers: a graph that can stay in Python.
+        python_ops = grad_mode and all(
+            type(node.value) in _PY_REAL if isinstance(node, Constant)
+            else not isinstance(node, Operator) or (
+                node.op.forward in builtin.INLINE_FORWARD
+                or node.op.forward in _MAY_LEAVE_PYTHON)
+            for node in order
+        )
+        if scalar:
+            if not python_ops:
+                return None
+            # The scalar function may also write out the power rules: it checks them.
+            active, want = self._backward_nodes()
+            for i in active:
+                vjps = order[i].op.vjps  # type: ignore[attr-defined]
+                if vjps is None or any(r is not None and r not in self._tpl for r in vjps):
+                    return None
+            return self._scalar_code(active, want)
         if grad_mode:
             active, want = self._backward_nodes()
             for i in active:
@@ -362,13 +440,7 @@ class Plan:
 
         # Python floats in, Python arithmetic throughout: no NumPy warnings to silence,
         # so the backward pass may skip np.errstate (which costs more than a small graph).
-        scalar_ok = grad_mode and all(
-            type(node.value) in _PY_REAL if isinstance(node, Constant)
-            else not isinstance(node, Operator) or (
-                node.op.forward in builtin.INLINE_FORWARD
-                or node.op.forward in _MAY_LEAVE_PYTHON)
-            for node in order
-        ) and all(
+        scalar_ok = python_ops and all(
             rules[i][0] == "vjp" and all(
                 r is None or r in _VJP_TEMPLATES for r in rules[i][1])
             for i in active
@@ -559,6 +631,9 @@ class Plan:
             if node.attrs:
                 ns[f"A{i}"] = dict(node.attrs)
                 kw = f", **A{i}"
+            pair = _is_divide_pair(rule, want[i], self._tpl)
+            if pair:
+                emit(f"{pad}_q = g{i} / v{ins[1]}")
             if kind == "joint":
                 ns[f"b{i}"] = rule
                 emit(f"{pad}t = _joint(b{i}(xp, g{i}, {out_arg}, {', '.join(in_args)}{kw}), "
@@ -574,8 +649,9 @@ class Plan:
                         continue
                     tpl = self._tpl.get(r)
                     if tpl is not None:
-                        expr = tpl[0].format(f"v{ins[0]}", f"v{ins[-1]}", g=f"g{i}",
-                                             out=f"v{i}")
+                        text = _DIVIDE_PAIR_GENERAL[k] if pair else tpl[0]
+                        expr = text.format(f"v{ins[0]}", f"v{ins[-1]}", g=f"g{i}",
+                                           out=f"v{i}")
                     else:
                         ns[f"r{i}_{k}"] = r
                         expr = f"r{i}_{k}(xp, g{i}, {out_arg}, {', '.join(in_args)}{kw})"
@@ -586,7 +662,11 @@ class Plan:
                 if not sure:
                     emit(f"{pad}if t{k} is not None:")
                     p2 = pad + "    "
-                emit(f"{p2}if t{k}.__class__ is not float or {like}.__class__ is not float:")
+                # Nothing to sum for two floats or an array already of the right shape.
+                same = (f"t{k}.__class__ is _nd is {like}.__class__ and t{k}.shape == {like}.shape"
+                        if like[0] == "v" else f"t{k}.__class__ is _nd and t{k}.shape == {like}")
+                emit(f"{p2}if (t{k}.__class__ is not float or {like}.__class__ is not float) "
+                     f"and not ({same}):")
                 emit(f"{p2}    t{k} = _red(t{k}, {like}, N{i}, {k})")
                 c = done.get(s, 0)
                 done[s] = c + 1
@@ -612,6 +692,8 @@ class Plan:
                          f"else _iadd(g{s}, t{k})")
             if kind == "joint":
                 emit(f"{pad}t = None")
+            if pair:
+                emit(f"{pad}_q = None")
             # Drop what no later rule reads.
             if i not in pinned:
                 emit(f"g{i} = None")
@@ -630,13 +712,30 @@ class Plan:
     # --- running ----------------------------------------------------------------------
     def run(self, xp: Any, leaf_values: Sequence[Any]) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
         """Output values and raw gradients for these leaf values (in ``leaves`` order)."""
+        result: tuple[tuple[Any, ...], tuple[Any, ...]] | None
+        if self._scalar is not None:
+            try:
+                result = self._scalar(leaf_values)
+            except Exception as exc:
+                err = self._locate(exc)
+                if err is not None:
+                    raise err from exc
+                if not isinstance(exc, ArithmeticError):
+                    raise
+                # A formula Python refuses (x / 0.0 after an underflow): NumPy's answer.
+                leaf_values = numpy_floats(leaf_values)
+                result = None
+            if result is not None:
+                return result
+        fn = self._fn or self._general()
         try:
-            result: tuple[tuple[Any, ...], tuple[Any, ...]] = self._fn(xp, leaf_values)
+            result = fn(xp, leaf_values)
         except Exception as exc:
             err = self._locate(exc)
             if err is None:
                 raise
             raise err from exc
+        assert result is not None
         return result
 
     def _locate(self, exc: Exception) -> OpExecutionError | None:
@@ -644,17 +743,104 @@ class Plan:
         tb = exc.__traceback__
         while tb is not None:
             frame = tb.tb_frame
-            if frame.f_code.co_filename == self._filename:
-                i = self._line_node.get(tb.tb_lineno)
+            name = frame.f_code.co_filename
+            if name == self._filename or name == self._scalar_filename:
+                lines = self._line_node if name == self._filename else self._scalar_lines
+                i = lines.get(tb.tb_lineno)
                 if i is None:
                     return None
                 node = self.order[i]
                 assert isinstance(node, Operator)
                 local = frame.f_locals
-                args = [local.get(f"v{self.slot[x]}") for x in node.inputs]
+                args = [x.value if isinstance(x, Constant) else local.get(f"v{self.slot[x]}")
+                        for x in node.inputs]
                 return forward_error(node, args, exc)
             tb = tb.tb_next
         return None
+
+    def _scalar_code(self, active: set[int], want: dict[int, list[bool]]) -> str:
+        """``_scalar(L)``: both passes for Python numbers, one line per op and per
+        gradient contribution; returns None as soon as a value leaves Python numbers.
+
+        Every rule is a built-in template and every value a scalar, so no gradient is
+        ever None, needs summing to a shape or warns; nothing is freed (scalars are
+        small). Values that left Python (``1 / 0.0`` gives a NumPy inf) go to the general
+        function, which runs under ``np.errstate``.
+        """
+        order, slot, ns = self.order, self.slot, self._ns
+        assert self.wrt is not None
+        src = ["def _scalar(L):"]
+        emit = src.append
+        if self.leaves:
+            names = [f"v{slot[x]}" for x in self.leaves]
+            emit(f"    {', '.join(names)}, = L")
+            emit("    if " + " or ".join(f"{n}.__class__ not in _PYR" for n in names)
+                 + ": return None")
+        # Constants are read from the namespace where they are used: no lines for them.
+        val = [f"v{i}" for i in range(len(order))]
+        for i, node in enumerate(order):
+            if isinstance(node, Constant):
+                ns[f"c{i}"] = node.value
+                val[i] = f"c{i}"
+        for i, node in enumerate(order):
+            if not isinstance(node, Operator):
+                continue
+            args = [val[slot[x]] for x in node.inputs]
+            fwd = node.op.forward
+            ftpl = builtin.INLINE_FORWARD.get(fwd)
+            if ftpl is not None and not node.attrs:
+                expr = ftpl.format(*args)
+            else:
+                ns[f"f{i}"] = fwd
+                call = ", ".join(args)
+                if node.attrs:
+                    ns[f"A{i}"] = dict(node.attrs)
+                    call = f"{call}, **A{i}" if call else f"**A{i}"
+                expr = f"f{i}({call})"
+            self._scalar_lines[len(src) + 1] = i
+            emit(f"    v{i} = {expr}")
+        # A NumPy scalar (from 1 / 0.0, say) stays one through every op that uses it, and
+        # every op is used by some output: checking the outputs checks every value.
+        emit("    if " + " or ".join(f"{val[slot[o]]}.__class__ not in _PYR"
+                                    for o in self.outputs) + ": return None")
+        target = slot[self.outputs[0]]
+        emit(f"    g{target} = 1.0")
+        # The name holding each gradient: a pass-through rule ({g}) makes no copy, it
+        # names its op's gradient, until a second contribution needs a sum of its own.
+        name = {target: f"g{target}"}
+        for i in sorted(active, reverse=True):
+            gi = name.get(i)
+            if gi is None:
+                continue
+            node = order[i]
+            assert isinstance(node, Operator)
+            ins = [slot[x] for x in node.inputs]
+            vjps = node.op.vjps
+            assert vjps is not None
+            pair = _is_divide_pair(vjps, want[i], self._tpl)
+            for k, s in enumerate(ins):
+                r = vjps[k]
+                if not want[i][k] or r is None:
+                    continue
+                tpl = _DIVIDE_PAIR[k] if pair else self._tpl[r][0]
+                expr = tpl.format(val[ins[0]], val[ins[-1]], g=gi, out=f"v{i}")
+                prev = name.get(s)
+                if prev is None and tpl == "{g}":
+                    name[s] = gi
+                    continue
+                if prev is None:
+                    emit(f"    g{s} = {expr}")
+                elif prev == f"g{s}":
+                    emit(f"    g{s} += {expr}")
+                else:
+                    emit(f"    g{s} = {prev} + {expr}")
+                name[s] = f"g{s}"
+                if r in _POWER_TEMPLATES:  # these helpers may answer in NumPy
+                    emit(f"    if g{s}.__class__ is not float: return None")
+        outs = ", ".join(val[slot[o]] for o in self.outputs)
+        grads = ", ".join(name.get(slot[w], "None") if w in slot else "None" for w in self.wrt)
+        emit(f"    return ({outs},), ({grads}{',' if grads else ''})")
+        return "\n".join(src) + "\n"
 
 
 def plan_size(plan: Plan) -> int:

@@ -112,3 +112,31 @@ def test_backward_pass_before_forward_is_explained() -> None:
         z = x * 2
     with pytest.raises(ValueError, match="forward_pass"):
         ad.backward_pass(ad.topological_sort(z))
+
+
+def test_backward_rule_that_raises_is_named_in_every_tier() -> None:
+    plugin = _plugin(ad.OpDef(name="crashy", arity=1, forward=lambda a: a * 2,
+                              backward=(lambda xp, g, out, a: g @ np.ones((7, 7)),)))
+    ad.register_plugin(plugin, name="crashy-plugin")
+    try:
+        with ad.Graph():
+            x = ad.Variable(np.ones(3), name="x")
+            z = ad.ops.crashy(x)
+        for _ in range(3):  # interpreted first, generated code once the plan is reused
+            with pytest.raises(ad.GradientError, match=r"'crashy'.*crashy-plugin.*matmul"):
+                ad.grad(z, [x])
+        prog = ad.compile(z, wrt=[x])
+        with pytest.raises(ad.GradientError, match=r"'crashy'.*crashy-plugin"):
+            prog()
+    finally:
+        ad.unregister_plugin(plugin)
+
+
+def test_wrt_from_another_graph_is_an_error() -> None:
+    with ad.Graph():
+        x = ad.Variable(1.0, name="x")
+        z = x * 2
+    with ad.Graph():
+        w = ad.Variable(np.ones(2), name="w")
+    with pytest.raises(ad.GraphMismatchError, match="'w'"):
+        ad.grad(z, [w])

@@ -316,3 +316,13 @@ def test_hvp_vector_of_the_wrong_shape_names_the_node() -> None:
         ad.hessian_vector_product(y, [w], [np.ones(2)])
     (hv,) = ad.hessian_vector_product(y, [w], [np.array([1.0, 2.0, 3.0])])
     np.testing.assert_allclose(ad.evaluate(hv), [2.0, 4.0, 6.0])
+
+
+def test_power_of_python_base_keeps_float32_symbolically() -> None:
+    with ad.Graph():
+        x = ad.Variable(np.array([0.5, 1.5], dtype=np.float32), name="x")
+        y = (2**x) @ np.ones(2, dtype=np.float32)
+    (g,) = ad.gradients(y, [x])
+    value = ad.evaluate(g)
+    assert value.dtype == np.float32
+    np.testing.assert_allclose(value, np.log(2.0) * 2.0 ** x.value, rtol=1e-6)

@@ -98,8 +98,9 @@ def _floated(a: Any) -> Any:
 
 def _log_or_zero(a: Any) -> Any:
     """log(a) where a > 0, 0 where a == 0 (nan where a < 0, as NumPy's real log)."""
-    if type(a) is float and a > 0:
-        return math.log(a)
+    if type(a) in _PY_REAL:
+        # A Python scalar stays one: a NumPy float64 here would widen float32 gradients.
+        return math.log(a) if a > 0 else (0.0 if a == 0 else math.nan)
     arr = _floated(np.asarray(a))
     with np.errstate(invalid="ignore"):
         r = np.log(np.where(arr == 0, 1, arr))
@@ -203,6 +204,30 @@ def _matmul_samples(rng: np.random.Generator) -> list[Sample]:
     ]
 
 
+
+def _structural_samples(name: str) -> Callable[[np.random.Generator], list[Sample]]:
+    """Sample inputs for the helper ops, so that ``autodag check`` covers them too."""
+
+    def samples(rng: np.random.Generator) -> list[Sample]:
+        r = rng.standard_normal
+
+        def pos(*shape: int) -> Any:
+            return np.abs(r(shape)) + 0.5
+
+        table: dict[str, list[Sample]] = {
+            "expand_dims": [Sample((r((2, 3)),), {"axis": 1}), Sample((r((3,)),), {"axis": -1})],
+            "squeeze": [Sample((r((2, 1, 3)),), {"axis": 1}), Sample((r((1, 3, 1)),))],
+            "swapaxes": [Sample((r((2, 3, 4)),), {"axis1": 0, "axis2": 2})],
+            "unbroadcast": [Sample((r((2, 3)), r((3,)))), Sample((r((4, 2, 3)), r((2, 1))))],
+            "broadcast_like": [Sample((r((3,)), r((2, 3)))), Sample((r(()), r((2, 2))))],
+            "log_or_zero": [Sample((pos(2, 3),)), Sample((pos(),))],
+            "power_base_grad": [Sample((pos(2, 3), r((2, 3)))), Sample((pos(3), r(())))],
+        }
+        return table[name]
+
+    return samples
+
+
 _OPS: Final = [
     OpDef(
         name="add", arity=2, forward=_add, backward=(_g, _g),
@@ -253,35 +278,41 @@ _OPS: Final = [
         name="expand_dims", arity=1, attributes={"axis": REQUIRED},
         forward=lambda a, axis: np.expand_dims(a, axis),
         backward=(lambda xp, g, out, a, axis: xp.squeeze(g, axis),),
-        input_names=("a",), doc="Insert a length-1 axis, as numpy.expand_dims.",
+        input_names=("a",), samples=_structural_samples("expand_dims"),
+        doc="Insert a length-1 axis, as numpy.expand_dims.",
     ),
     OpDef(
         name="squeeze", arity=1, attributes={"axis": None},
         forward=lambda a, axis: np.squeeze(a, axis),
         backward=(lambda xp, g, out, a, axis: xp.expand_dims(g, _squeeze_axes(xp, a, axis)),),
-        input_names=("a",), doc="Remove length-1 axes, as numpy.squeeze.",
+        input_names=("a",), samples=_structural_samples("squeeze"),
+        doc="Remove length-1 axes, as numpy.squeeze.",
     ),
     OpDef(
         name="swapaxes", arity=1, attributes={"axis1": REQUIRED, "axis2": REQUIRED},
         forward=lambda a, axis1, axis2: np.swapaxes(a, axis1, axis2),
         backward=(lambda xp, g, out, a, axis1, axis2: xp.swapaxes(g, axis1, axis2),),
-        input_names=("a",), doc="Interchange two axes, as numpy.swapaxes.",
+        input_names=("a",), samples=_structural_samples("swapaxes"),
+        doc="Interchange two axes, as numpy.swapaxes.",
     ),
     OpDef(
         name="unbroadcast", arity=2,
         forward=lambda g, like: sum_to(g, np.shape(like)),
         backward=(lambda xp, h, out, g, like: xp.broadcast_like(h, g), None),
+        samples=_structural_samples("unbroadcast"),
         doc="Sum g over the axes along which a value shaped like `like` was broadcast.",
     ),
     OpDef(
         name="broadcast_like", arity=2,
         forward=_broadcast_like,
         backward=(lambda xp, h, out, a, like: xp.unbroadcast(h, a), None),
+        samples=_structural_samples("broadcast_like"),
         doc="Broadcast a against the shape of `like`.",
     ),
     OpDef(
         name="log_or_zero", arity=1, forward=_log_or_zero,
         backward=(lambda xp, g, out, a: g / a,),
+        samples=_structural_samples("log_or_zero"),
         doc="log(a) where a > 0, 0 where a == 0: the exponent rule of power.",
     ),
     OpDef(
@@ -290,6 +321,7 @@ _OPS: Final = [
             lambda xp, g, out, a, b: g * b * xp.power_base_grad(a, b - 1),
             lambda xp, g, out, a, b: g * (a ** (b - 1)) * (1 + b * xp.log_or_zero(a)),
         ),
+        samples=_structural_samples("power_base_grad"),
         doc="b * a**(b-1), 0 where b == 0: the base rule of power.",
     ),
 ]

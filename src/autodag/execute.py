@@ -19,7 +19,14 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 
 from ._arrays import grad_dtype, owned, sum_to
-from .errors import GradientError, MissingFeedError, OpExecutionError, ShapeMismatchError
+from .errors import (
+    AutodagError,
+    GradientError,
+    GraphMismatchError,
+    MissingFeedError,
+    OpExecutionError,
+    ShapeMismatchError,
+)
 from .graph import Graph, get_default_graph
 from .nodes import Constant, Node, Operator, Placeholder, Variable, as_value
 from .registry import get_registry
@@ -142,6 +149,16 @@ def forward_error(node: Operator, args: Sequence[Any], exc: Exception) -> OpExec
 _forward_error = forward_error
 
 
+def backward_error(node: Operator, g: Any, args: Sequence[Any], exc: Exception) -> GradientError:
+    """The error for a backward rule that raised: op, plugin, node, site and shapes."""
+    ins = ", ".join(f"{i.name!r} shape {np.shape(a)}" for i, a in zip(node.inputs, args))
+    return GradientError(
+        f"backward rule of op {node.op.name!r} from plugin {node.plugin.describe()} failed "
+        f"at {node.describe()}; incoming gradient shape {np.shape(g)}, inputs: {ins}: "
+        f"{type(exc).__name__}: {exc}"
+    )
+
+
 def _forward(order: Sequence[Node], feeds: Values) -> Values:
     values: Values = {}
     for node in order:
@@ -217,22 +234,29 @@ def _backward(
             out = values[node]
             vjps = op.vjps
             attrs = node.attrs
-            if vjps is not None:
-                results: Sequence[Any] = [
-                    rule(xp, g, out, *args, **attrs)
-                    if rule is not None and want[k] else None
-                    for k, rule in enumerate(vjps)
-                ]
-            elif op.joint_backward is not None:
-                results = op.joint_backward(xp, g, out, *args, **attrs)
-                if not isinstance(results, (tuple, list)) or len(results) != len(ins):
-                    n = len(results) if isinstance(results, (tuple, list)) else "a non-sequence"
-                    raise GradientError(
-                        f"backward of op {op.name!r} from plugin {node.plugin.describe()} "
-                        f"returned {n} gradients for {len(ins)} inputs, at {node.describe()}"
-                    )
-            else:
-                continue
+            try:
+                if vjps is not None:
+                    results: Sequence[Any] = [
+                        rule(xp, g, out, *args, **attrs)
+                        if rule is not None and want[k] else None
+                        for k, rule in enumerate(vjps)
+                    ]
+                elif op.joint_backward is not None:
+                    results = op.joint_backward(xp, g, out, *args, **attrs)
+                else:
+                    continue
+            except (AutodagError, ArithmeticError):
+                raise  # already named; Python float arithmetic is retried in NumPy
+            except Exception as exc:
+                raise backward_error(node, g, args, exc) from exc
+            if vjps is None and (
+                not isinstance(results, (tuple, list)) or len(results) != len(ins)
+            ):
+                n = len(results) if isinstance(results, (tuple, list)) else "a non-sequence"
+                raise GradientError(
+                    f"backward of op {op.name!r} from plugin {node.plugin.describe()} "
+                    f"returned {n} gradients for {len(ins)} inputs, at {node.describe()}"
+                )
             for k, gk in enumerate(results):
                 if gk is None or not want[k]:
                     continue
@@ -385,6 +409,12 @@ def cached_plan(
     key = (outputs, wrt)
     plan = plans.get(key)
     if plan is None:
+        for w in wrt or ():
+            if w.graph is not graph:
+                raise GraphMismatchError(
+                    f"wrt node {w.name!r} (created at {w.where()}) belongs to {w.graph!r}, "
+                    f"not to the graph of output {outputs[0].name!r} ({graph!r})"
+                )
         order = topological_sort(list(outputs))
         if wrt is not None:
             # A wrt operator's value gives its gradient's dtype: return it alongside.

@@ -33,7 +33,7 @@ import numpy as np
 
 from . import builtin
 from ._arrays import grad_dtype, sum_to
-from .errors import GradientError, OpExecutionError
+from .errors import AutodagError, GradientError, OpExecutionError
 from .execute import forward_error
 from .nodes import Constant, Node, Operator
 
@@ -717,10 +717,13 @@ class Plan:
             try:
                 result = self._scalar(leaf_values)
             except Exception as exc:
-                err = self._locate(exc)
+                err: Exception | None = self._locate(exc)
                 if err is not None:
                     raise err from exc
                 if not isinstance(exc, ArithmeticError):
+                    err = self._named(xp, leaf_values, exc)
+                    if err is not None:
+                        raise err from exc
                     raise
                 # A formula Python refuses (x / 0.0 after an underflow): NumPy's answer.
                 leaf_values = numpy_floats(leaf_values)
@@ -731,12 +734,27 @@ class Plan:
         try:
             result = fn(xp, leaf_values)
         except Exception as exc:
-            err = self._locate(exc)
+            err = self._locate(exc) or self._named(xp, leaf_values, exc)
             if err is None:
                 raise
             raise err from exc
         assert result is not None
         return result
+
+    def _named(self, xp: Any, leaf_values: Sequence[Any], exc: Exception) -> Exception | None:
+        """A failure the generated code cannot place (in a backward rule), named by
+        running the same values through the interpreter, which knows its node."""
+        if isinstance(exc, AutodagError):
+            return None
+        from .execute import Interpreted
+
+        try:
+            Interpreted(self.order, self.outputs, self.wrt).run(xp, leaf_values)
+        except AutodagError as named:
+            return named
+        except Exception:
+            return None
+        return None
 
     def _locate(self, exc: Exception) -> OpExecutionError | None:
         """The named error for an exception a forward rule raised inside the plan."""

@@ -18,7 +18,7 @@ import numpy as np
 
 from ._arrays import grad_dtype
 from .errors import GradientError, GraphMismatchError
-from .execute import topological_sort
+from .execute import _depends_on, topological_sort
 from .graph import Graph
 from .nodes import Constant, Node, Operator, make_operator
 from .opdef import OpDef
@@ -259,15 +259,6 @@ def _numeric_vjp_op(node: Operator, k: int) -> OpDef:
         backward=backward, symbolic=False, prefix=f"{op.prefix or op.name}_grad{k}",
         source=node,
     )
-
-
-def _depends_on(order: Sequence[Node], wrt: Iterable[Node]) -> set[Node]:
-    """Nodes of ``order`` through which a gradient can reach one of ``wrt``."""
-    needs = set(wrt)
-    for node in order:
-        if isinstance(node, Operator) and any(i in needs for i in node.inputs):
-            needs.add(node)
-    return needs
 
 
 def _node_list(nodes: Node | Sequence[Node], what: str) -> list[Node]:

@@ -109,3 +109,43 @@ def test_list_index_is_integer_array_indexing_both_ways() -> None:
         np.testing.assert_array_equal(ad.evaluate(node), x_val[[0, 2]])
     (g,) = ad.grad(by_op, [x])
     np.testing.assert_array_equal(g, np.array([[1.0] * 4, [0.0] * 4, [1.0] * 4]))
+
+
+@pytest.mark.parametrize("name", ["sum", "mean"])
+def test_sum_and_mean_forward_agree_with_numpy_in_value_and_dtype(name: str) -> None:
+    rng = np.random.default_rng(11)
+    forward = ad.get_registry().get(name).opdef.forward
+    ref = getattr(np, name)
+    arrays = [rng.standard_normal((2, 3)), rng.standard_normal((4,)).astype(np.float32),
+              rng.integers(-5, 5, (3, 2)), rng.standard_normal((2, 3)) > 0,
+              np.float32(1.5), np.array(2.0)]
+    for a in arrays:
+        for axis, keepdims in [(None, False), (None, True), (0, False), (-1, True)]:
+            if np.ndim(a) == 0 and axis is not None:
+                continue
+            got, want = forward(a, axis=axis, keepdims=keepdims), ref(a, axis=axis,
+                                                                      keepdims=keepdims)
+            np.testing.assert_array_equal(got, want)
+            assert np.result_type(got) == np.result_type(want), (name, a, axis, keepdims)
+
+
+def test_sum_and_mean_keep_python_scalars_as_python_scalars() -> None:
+    reg = ad.get_registry()
+    assert reg.get("sum").opdef.forward(2.5, axis=None, keepdims=False) == 2.5
+    assert type(reg.get("sum").opdef.forward(3, axis=None, keepdims=False)) is int
+    assert type(reg.get("mean").opdef.forward(3, axis=None, keepdims=False)) is float
+    with ad.Graph():
+        x = ad.Variable(1.5)
+        loss = ad.ops.sum(x * x) + ad.ops.mean(x)
+        assert ad.evaluate(loss) == 1.5 * 1.5 + 1.5
+        (g,) = ad.grad(loss, [x])
+    assert g == pytest.approx(2 * 1.5 + 1)  # hand-derived
+
+
+def test_mean_gradient_of_float32_stays_float32_and_writeable_when_small() -> None:
+    a = np.arange(6, dtype=np.float32).reshape(2, 3)
+    with ad.Graph():
+        x = ad.Variable(a)
+        (g,) = ad.grad(ad.ops.mean(x), [x])
+    assert g.dtype == np.float32
+    np.testing.assert_array_equal(g, np.full((2, 3), 1 / 6, dtype=np.float32))

@@ -115,3 +115,60 @@ def test_bad_labels_are_reported_with_the_op() -> None:
             ad.evaluate(ad.ops.softmax_cross_entropy(v, np.array([0, 3])))
         with pytest.raises(ad.OpExecutionError, match=r"labels of shape \(3,\) do not match"):
             ad.evaluate(ad.ops.softmax_cross_entropy(v, np.array([0, 1, 2])))
+
+
+def test_labels_rule_is_not_run_for_integer_labels(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Integer labels are not differentiable: the engine must skip their rule, which is
+    # the only caller of xp.float_only in the first-order gradient.
+    op = ad.get_registry().get("softmax_cross_entropy").opdef
+    assert op.vjps is not None and len(op.vjps) == 2
+    xp = ad.get_registry().numeric
+    original = xp.float_only
+    calls: list[int] = []
+
+    def counting(h: Any, labels: Any) -> Any:
+        calls.append(1)
+        return original(h, labels)
+
+    monkeypatch.setattr(xp, "float_only", counting)
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((3, 4))
+    labels = np.array([1, 0, 3])
+    with ad.Graph():
+        v = ad.Variable(x)
+        (g,) = ad.grad(ad.ops.mean(ad.ops.softmax_cross_entropy(v, labels)), [v])
+        np.testing.assert_allclose(g, (naive_softmax(x) - np.eye(4)[labels]) / 3)
+        assert not calls
+        p = ad.Variable(naive_softmax(rng.standard_normal((3, 4))))
+        ad.grad(ad.ops.sum(ad.ops.softmax_cross_entropy(v, p)), [v, p])
+        assert calls  # probability labels do get their rule run
+
+
+def test_unnormalised_probability_labels_scale_the_softmax_term() -> None:
+    # Hand-derived: d/dx of -sum(p * log_softmax(x)) is softmax(x) * sum(p) - p.
+    rng = np.random.default_rng(9)
+    x, p = rng.standard_normal((3, 4)), np.exp(rng.standard_normal((3, 4)))
+    with ad.Graph():
+        v = ad.Variable(x)
+        (g,) = ad.grad(ad.ops.softmax_cross_entropy(v, p), [v])
+    np.testing.assert_allclose(g, naive_softmax(x) * p.sum(axis=-1, keepdims=True) - p)
+
+
+def test_float32_logits_keep_float32_through_loss_and_gradient() -> None:
+    x = np.random.default_rng(10).standard_normal((4, 3)).astype(np.float32)
+    with ad.Graph():
+        v = ad.Variable(x)
+        loss = ad.ops.mean(ad.ops.softmax_cross_entropy(v, np.array([0, 2, 1, 1])))
+        assert np.result_type(ad.evaluate(loss)) == np.float32
+        (g,) = ad.grad(loss, [v])
+    assert g.dtype == np.float32
+
+
+def test_integer_labels_ignore_minus_infinity_logits_of_other_classes() -> None:
+    x = np.array([[0.0, -np.inf, 1.0], [2.0, 0.5, -np.inf]])
+    with ad.Graph():
+        v = ad.Variable(x)
+        loss = ad.ops.softmax_cross_entropy(v, np.array([2, 0]))
+        got = ad.evaluate(loss)
+    want = [np.log(1 + np.e) - 1.0, np.log(1 + np.exp(-1.5))]  # hand-derived
+    np.testing.assert_allclose(got, want)

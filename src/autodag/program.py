@@ -5,14 +5,17 @@ one line per forward op and one short block per backward rule, with every value 
 numbered local (``v3``), every gradient in another (``g3``). Topological order, which
 values the backward rules read, where gradients must be summed down to an input's
 shape and when each value can be dropped are all decided here, once; a call only runs
-the arithmetic. Built-in arithmetic is written as the Python expression itself, so a
-graph of Python floats runs at the speed of Python arithmetic.
+the arithmetic. An op that declares an ``inline`` expression (``"{0} + {1}"``) or
+``inline_vjps`` is written as those expressions rather than calls of its rules, so a
+graph of Python floats runs at the speed of Python arithmetic. The engine knows no op by
+name: what it writes out comes from the ops' own declarations.
 
-A graph made only of built-in arithmetic also gets a terse scalar function (one line
-per op and per gradient contribution, no shape checks, nothing freed) that runs every
-call on Python numbers; the general function is then generated only when a call brings
-arrays or leaves Python numbers. Compiling the scalar function is several times faster,
-which is what large scalar graphs pay for.
+A graph whose ops all declare templates (and whose active backward rules all have one)
+also gets a terse scalar function (one line per op and per gradient contribution, no
+shape checks, nothing freed) that runs every call on Python numbers; the general
+function is then generated only when a call brings arrays or leaves Python numbers.
+Compiling the scalar function is several times faster, which is what large scalar
+graphs pay for.
 
 Only integer slot numbers and names made here go into the source; op callables,
 attributes, constants and nodes reach it through the namespace it is executed in.
@@ -20,6 +23,7 @@ attributes, constants and nodes reach it through the namespace it is executed in
 
 from __future__ import annotations
 
+import ast
 import dis
 import inspect
 import itertools
@@ -27,83 +31,151 @@ import re
 import threading
 import types
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
 import numpy as np
 
-from . import builtin
 from ._arrays import grad_dtype, sum_to
 from .errors import AutodagError, GradientError, OpExecutionError
 from .execute import forward_error
 from .nodes import Constant, Node, Operator
+from .opdef import OpDef
 
 __all__ = ["Plan"]
 
 _PY_REAL: Final = (int, float)
 _plan_ids = itertools.count()
 
-
-def _vjp_templates() -> dict[Callable[..., Any], tuple[str, ...]]:
-    """Backward rules of the built-in plugin that a plan writes out as expressions.
-
-    Each template names what it reads: ``{g}``, ``{0}``, ``{1}``; the rules are found by
-    identity, so an op overriding a built-in keeps its own rule.
-    """
-    ops = {op.name: op for op in builtin.autodag_register_ops()}
-    table: dict[Callable[..., Any], tuple[str, ...]] = {}
-
-    def put(name: str, *templates: str) -> None:
-        rules = ops[name].vjps
-        assert rules is not None
-        for rule, template in zip(rules, templates, strict=True):
-            if rule is not None:
-                table[rule] = (template,)
-
-    put("add", "{g}", "{g}")
-    put("subtract", "{g}", "-{g}")
-    put("negate", "-{g}")
-    put("multiply", "{g} * {1}", "{g} * {0}")
-    # d(a/b)/db = -g*a/b**2 = -g/b * out: three operations instead of four.
-    put("divide", "{g} / {1}", "-{g} / {1} * {out}")
-    return table
+_FIELD: Final = re.compile(r"\{(g|out|\d+)\}")
+_FILLED: Final = re.compile(r"\b_t_(g|out|\d+)\b")
+_Q: Final = re.compile(r"\b_q\b")
 
 
-_VJP_TEMPLATES: Final = _vjp_templates()
-_DIVIDE_RULES: Final = {op.name: op for op in builtin.autodag_register_ops()}["divide"].vjps
-#: The divide rules when both inputs want a gradient: g / b once for both.
-_DIVIDE_PAIR: Final = ("(_q := {g} / {1})", "-_q * {out}")
-#: The same for the general function, after a line ``_q = g / b`` (it may be cut into
-#: chunks, which pass on only names bound by plain assignments).
-_DIVIDE_PAIR_GENERAL: Final = ("_q", "-_q * {out}")
-#: The power rules call ``xp.power_base_grad`` / ``xp.log_or_zero``; written out only
-#: while those names resolve to the built-in ops (a plugin may override them).
-_POWER = {op.name: op for op in builtin.autodag_register_ops()}["power"]
-assert _POWER.vjps is not None
-_POWER_TEMPLATES: Final[dict[Callable[..., Any], tuple[str, ...]]] = {
-    _POWER.vjps[0]: ("{g} * _pbg({0}, {1})",),  # type: ignore[dict-item]
-    _POWER.vjps[1]: ("{g} * {out} * _loz({0})",),  # type: ignore[dict-item]
-}
+@dataclass(frozen=True)
+class _Tpl:
+    """An op's template made ready to write out: fields as ``_t_g``, ``_t_out``, ``_t_0``...,
+    and each ``xp.<name>`` bound to a name of the plan's namespace."""
+
+    code: str
+    #: The fields it reads: ``g``, ``out``, ``0``, ``1``...
+    fields: frozenset[str]
+    #: Operators only, no ``**``: Python numbers in, a Python number out (or an
+    #: ArithmeticError), and never a NumPy warning. A call (a forward rule, an ``xp``
+    #: function) may answer in NumPy, and ``**`` may answer a complex number.
+    pure: bool
+    #: ``code`` as a format string: ``{g}``, ``{out}``, ``{0}``...
+    fmt: str
+
+    def fill(self, args: Sequence[str], g: str = "", out: str = "") -> str:
+        """The expression over these local names."""
+        return self.fmt.format(*args, g=g, out=out)
 
 
-def _templates() -> dict[Callable[..., Any], tuple[str, ...]]:
-    """The rule templates valid for the current registry."""
-    from .registry import get_registry
-
-    ops = get_registry().ops
-    pbg, loz = ops.get("power_base_grad"), ops.get("log_or_zero")
-    if (pbg is not None and pbg.opdef.forward is builtin._power_base_grad
-            and loz is not None and loz.opdef.forward is builtin._log_or_zero):
-        return {**_VJP_TEMPLATES, **_POWER_TEMPLATES}
-    return _VJP_TEMPLATES
-#: Ops whose forward may fall back from Python scalars to NumPy scalars (1 / 0.0).
-_MAY_LEAVE_PYTHON: Final = frozenset({builtin._divide, builtin._power})
+def _fmt(code: str) -> str:
+    """``code`` as a format string taking the fields (it has no braces of its own: a
+    template holds no dict, set or string)."""
+    return _FILLED.sub(r"{\1}", code)
 
 
-def _is_divide_pair(rules: Any, want: list[bool], tpl: dict[Any, Any]) -> bool:
-    """Whether these are the built-in divide rules, written out, for both inputs."""
-    return (isinstance(rules, tuple) and len(rules) == 2 and _DIVIDE_RULES is not None
-            and rules[0] is _DIVIDE_RULES[0] and rules[1] is _DIVIDE_RULES[1]
-            and rules[0] in tpl and want[0] and want[1])
+@dataclass(frozen=True)
+class _Written:
+    """An op's backward rules as a plan writes them for the inputs that want gradients."""
+
+    #: What two or more of the rules compute in common, as a format string, or None.
+    q: str | None
+    #: Per input: the rule's format string (reading ``_q`` when ``q`` is given), or None.
+    codes: list[str | None]
+    #: Per input: whether the rule's template is pure (``_Tpl.pure``).
+    pure: list[bool]
+    #: Whether every wanted rule is written out; and all of them pure.
+    complete: bool
+    all_pure: bool
+
+
+class _XpBinder(ast.NodeTransformer):
+    """Rewrite ``xp.<name>`` to a namespace name holding what the numeric ``xp`` gives,
+    so a plan calls it without ``xp`` (the scalar function has none) or its wrapper."""
+
+    def __init__(self, xp: Any, ops: Any, ns: dict[str, Any]) -> None:
+        self.xp, self.ops, self.ns = xp, ops, ns
+        self.ok = True
+
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        f = node.func
+        if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name):
+            reg = self.ops.get(f.attr)
+            op: OpDef | None = None if reg is None else reg.opdef
+            if (op is not None and op.arity == len(node.args) and not node.keywords
+                    and not op.attributes):
+                # What ``xp.<op>(inputs...)`` runs, without the namespace's wrapper.
+                name = f"_xf_{f.attr}"
+                self.ns[name] = op.forward
+                node.func = ast.copy_location(ast.Name(name, ast.Load()), f)
+                node.args = [self.visit(a) for a in node.args]
+                return node
+        return self.generic_visit(node)
+
+    def visit_Attribute(self, node: ast.Attribute) -> ast.AST:
+        assert isinstance(node.value, ast.Name)  # check_template allows only xp.<name>
+        try:
+            value = getattr(self.xp, node.attr)
+        except AttributeError:
+            self.ok = False  # the rule itself would fail: let the plan call it
+            return node
+        name = f"_xp_{node.attr}"
+        self.ns[name] = value
+        return ast.copy_location(ast.Name(name, ast.Load()), node)
+
+
+def _parse(template: str) -> ast.expr:
+    code = _FIELD.sub(lambda m: f"_t_{m.group(1)}", template)
+    return ast.parse(code, mode="eval").body
+
+
+def _ready(template: str, xp: Any, ops: Any, ns: dict[str, Any]) -> _Tpl | None:
+    """A template made ready for a plan, or None when an ``xp`` name does not resolve."""
+    tree = _parse(template)
+    pure = not any(isinstance(n, (ast.Call, ast.Attribute, ast.Pow)) for n in ast.walk(tree))
+    binder = _XpBinder(xp, ops, ns)
+    tree = binder.visit(tree)
+    if not binder.ok:
+        return None
+    code = ast.unparse(tree)
+    return _Tpl(code, frozenset(_FILLED.findall(code)), pure, _fmt(code))
+
+
+def _shared(codes: Sequence[str]) -> tuple[str, list[str]] | None:
+    """The largest subexpression that two or more of these expressions compute, and the
+    expressions reading it as ``_q`` instead: an op's rules computed once for both."""
+    trees = [ast.parse(c, mode="eval").body for c in codes]
+    seen: dict[str, int] = {}
+    size: dict[str, int] = {}
+    for t in trees:
+        for key in {ast.dump(n) for n in ast.walk(t)
+                    if isinstance(n, (ast.BinOp, ast.UnaryOp, ast.Call))}:
+            seen[key] = seen.get(key, 0) + 1
+    for t in trees:
+        for n in ast.walk(t):
+            size.setdefault(ast.dump(n), sum(1 for _ in ast.walk(n)))
+    common = [k for k, c in seen.items() if c >= 2]
+    if not common:
+        return None
+    best = max(common, key=lambda k: size[k])
+
+    class Sub(ast.NodeTransformer):
+        found: ast.AST | None = None
+
+        def visit(self, node: ast.AST) -> ast.AST:
+            if isinstance(node, ast.expr) and ast.dump(node) == best:
+                Sub.found = node
+                return ast.copy_location(ast.Name("_q", ast.Load()), node)
+            done: ast.AST = super().visit(node)
+            return done
+
+    rewritten = [ast.unparse(Sub().visit(t)) for t in trees]
+    assert Sub.found is not None
+    return ast.unparse(Sub.found), rewritten
 
 
 def _param_use(fn: Callable[..., Any], n_inputs: int) -> tuple[bool, list[bool]]:
@@ -289,10 +361,10 @@ class Plan:
         self._ns: dict[str, Any] = {
             "_red": _red, "_joint": _joint, "_nd": np.ndarray, "_iadd": _iadd, "_seed": _seed,
             "_errstate": _errstate, "_shape_token": _shape_token, "_PYR": _PY_REAL,
-            "_pbg": builtin._power_base_grad, "_loz": builtin._log_or_zero,
         }
         self._line_node: dict[int, int] = {}
-        self._tpl = _templates()
+        self._tpls: dict[OpDef, tuple[_Tpl | None, tuple[_Tpl | None, ...]]] = {}
+        self._codes: dict[tuple[OpDef, tuple[bool, ...]], _Written] = {}
         self._lock = threading.Lock()
         self._fn: Callable[..., Any] | None = None
         self._general_source: str | None = None
@@ -303,14 +375,14 @@ class Plan:
         self._scalar: Callable[..., Any] | None = None
         self._scalar_source = self._generate(scalar=True)
         if self._scalar_source is not None:
-            # Built-in arithmetic on Python numbers: the terse scalar function runs every
+            # Templated ops on Python numbers: the terse scalar function runs every
             # call that stays in Python numbers; the general one is made if ever needed.
             exec(compile(self._scalar_source, self._scalar_filename, "exec"), self._ns)
             self._scalar = self._ns["_scalar"]
             self.uses_xp = False
         else:
             self._general()
-            #: Whether any rule the plan calls takes ``xp`` (built-in arithmetic does not).
+            #: Whether any rule the plan calls takes ``xp`` (a written-out template does not).
             self.uses_xp = "(xp, " in self.source
 
     @property
@@ -337,6 +409,88 @@ class Plan:
                 self._general_source = src
                 self._fn = ns["_plan"]
             return self._fn
+
+    # --- templates --------------------------------------------------------------------
+    def _op_templates(self, op: OpDef) -> tuple[_Tpl | None, tuple[_Tpl | None, ...]]:
+        """The op's forward template and per-input rule templates, made ready; ``xp``
+        names resolve through the registry the plan is made under, as the rules' would."""
+        got = self._tpls.get(op)
+        if got is not None:
+            return got
+        from .registry import get_registry
+
+        reg = get_registry()
+        xp, ops, ns = reg.numeric, reg.ops, self._ns
+        fwd = None
+        if op.inline is not None and not op.attributes:
+            fwd = _ready(op.inline, xp, ops, ns)
+        vjps: tuple[_Tpl | None, ...] = ()
+        if op.inline_vjps is not None:
+            vjps = tuple(None if t is None else _ready(t, xp, ops, ns) for t in op.inline_vjps)
+        got = self._tpls[op] = (fwd, vjps)
+        return got
+
+    def _vjp_template(self, op: OpDef, k: int) -> _Tpl | None:
+        """The template written for input ``k``'s rule, if the op declares one."""
+        vjps = self._op_templates(op)[1]
+        return vjps[k] if k < len(vjps) else None
+
+    def _vjp_codes(self, op: OpDef, want: Sequence[bool]) -> _Written:
+        """The op's wanted rule templates as format strings, with what two or more
+        compute in common hoisted into ``_q``."""
+        key = (op, tuple(want))
+        got = self._codes.get(key)
+        if got is not None:
+            return got
+        vjps = self._op_templates(op)[1]
+        rules = op.vjps or ()
+        wanted = [k for k, r in enumerate(rules) if r is not None and k < len(want) and want[k]]
+        tpls = [vjps[k] if k < len(vjps) else None for k in range(len(rules))]
+        codes: list[str | None] = [
+            None if t is None or k not in wanted else t.code for k, t in enumerate(tpls)]
+        present = [c for c in codes if c is not None]
+        sh = _shared(present) if len(present) > 1 else None
+        q = None
+        if sh is not None:
+            it = iter(sh[1])
+            codes = [None if c is None else next(it) for c in codes]
+            q = _fmt(sh[0])
+        complete = all(tpls[k] is not None for k in wanted)
+        got = _Written(
+            q, [None if c is None else _fmt(c) for c in codes],
+            [t is not None and t.pure for t in tpls],
+            complete, all(t is not None and t.pure for t in (tpls[k] for k in wanted)),
+        )
+        self._codes[key] = got
+        return got
+
+    def _declares_templates(self, node: Operator) -> bool:
+        """Whether the op declares templates: it means to run on Python numbers.
+
+        Such an op's forward rule, when called, may answer a NumPy scalar for Python
+        numbers (``1 / 0.0``), but never a Python number for a NumPy scalar: the scalar
+        function relies on that to check only its outputs.
+        """
+        return node.op.inline is not None or node.op.inline_vjps is not None
+
+    def _forward_expr(self, i: int, node: Operator, args: Sequence[str]) -> tuple[str, bool]:
+        """The expression computing op ``i``, and whether it keeps Python numbers Python.
+
+        The rule for leaving Python numbers: an expression of operators (no ``**``) on
+        Python numbers gives a Python number or raises; a forward rule or ``xp`` function
+        that is called may answer with a NumPy scalar (``1 / 0.0`` as NumPy's inf), so its
+        result is checked by whoever needs Python numbers.
+        """
+        fwd = self._op_templates(node.op)[0] if not node.attrs else None
+        if fwd is not None:
+            return fwd.fill(args), fwd.pure
+        ns = self._ns
+        ns[f"f{i}"] = node.op.forward
+        call = ", ".join(args)
+        if node.attrs:
+            ns[f"A{i}"] = dict(node.attrs)
+            call = f"{call}, **A{i}" if call else f"**A{i}"
+        return f"f{i}({call})", False
 
     # --- analysis ---------------------------------------------------------------------
     def _backward_nodes(self) -> tuple[set[int], dict[int, list[bool]]]:
@@ -375,22 +529,21 @@ class Plan:
         rules: dict[int, tuple[str, Any, list[bool], list[bool]]] = {}
         keep_bw: set[int] = set()  # values some backward rule reads
         shape_of: set[int] = set()  # values whose shape the backward pass needs
-        # Only built-in arithmetic on Python numbers: a graph that can stay in Python.
+        # Ops that declare templates, on Python numbers: a graph that can stay in Python.
         python_ops = grad_mode and all(
             type(node.value) in _PY_REAL if isinstance(node, Constant)
-            else not isinstance(node, Operator) or (
-                node.op.forward in builtin.INLINE_FORWARD
-                or node.op.forward in _MAY_LEAVE_PYTHON)
+            else not isinstance(node, Operator) or self._declares_templates(node)
             for node in order
         )
         if scalar:
             if not python_ops:
                 return None
-            # The scalar function may also write out the power rules: it checks them.
+            # Every rule the backward pass runs must be written out.
             active, want = self._backward_nodes()
             for i in active:
-                vjps = order[i].op.vjps  # type: ignore[attr-defined]
-                if vjps is None or any(r is not None and r not in self._tpl for r in vjps):
+                node = order[i]
+                assert isinstance(node, Operator)
+                if node.op.vjps is None or not self._vjp_codes(node.op, want[i]).complete:
                     return None
             return self._scalar_code(active, want)
         if grad_mode:
@@ -406,11 +559,11 @@ class Plan:
                     for k, rule in enumerate(vjps):
                         if rule is None or not want[i][k]:
                             continue
-                        tpl = self._tpl.get(rule)
+                        tpl = self._vjp_template(node.op, k)
                         if tpl is not None:
                             for j in range(len(ins)):
-                                reads_in[j] |= f"{{{j}}}" in tpl[0]
-                            reads_out |= "{out}" in tpl[0]
+                                reads_in[j] |= str(j) in tpl.fields
+                            reads_out |= "out" in tpl.fields
                         else:
                             o, r = _param_use(rule, len(ins))
                             reads_out |= o
@@ -440,11 +593,13 @@ class Plan:
 
         # Python floats in, Python arithmetic throughout: no NumPy warnings to silence,
         # so the backward pass may skip np.errstate (which costs more than a small graph).
-        scalar_ok = python_ops and all(
-            rules[i][0] == "vjp" and all(
-                r is None or r in _VJP_TEMPLATES for r in rules[i][1])
-            for i in active
-        )
+        scalar_ok = python_ops
+        for i in active if python_ops else ():
+            node = order[i]
+            assert isinstance(node, Operator)
+            if rules[i][0] != "vjp" or not self._vjp_codes(node.op, want[i]).all_pure:
+                scalar_ok = False
+                break
         fw: list[str] = []  # top-level statements, unindented
         emit = fw.append
         fw_node: dict[int, int] = {}  # statement index -> op slot, for forward errors
@@ -465,21 +620,10 @@ class Plan:
                 if i in shape_of:
                     emit(f"s{i} = {_TOKEN.format(i=i)}")
                 continue
-            args = [f"v{slot[x]}" for x in node.inputs]
-            fwd = node.op.forward
-            ftpl = builtin.INLINE_FORWARD.get(fwd)
-            if ftpl is not None and not node.attrs:
-                expr = ftpl.format(*args)
-            else:
-                ns[f"f{i}"] = fwd
-                call = ", ".join(args)
-                if node.attrs:
-                    ns[f"A{i}"] = dict(node.attrs)
-                    call = f"{call}, **A{i}" if call else f"**A{i}"
-                expr = f"f{i}({call})"
+            expr, stays = self._forward_expr(i, node, [f"v{slot[x]}" for x in node.inputs])
             fw_node[len(fw)] = i
             emit(f"v{i} = {expr}")
-            if scalar_ok and fwd in _MAY_LEAVE_PYTHON:
+            if scalar_ok and not stays:
                 emit(f"if v{i}.__class__ not in _PYR: _fast = False")
             if i in shape_of:
                 emit(f"s{i} = {_TOKEN.format(i=i)}")
@@ -583,7 +727,8 @@ class Plan:
             for k, x in enumerate(node.inputs):
                 if not want[i][k] or (kind == "vjp" and rule[k] is None):
                     continue
-                sure = kind == "vjp" and rule[k] in self._tpl and i in certain
+                sure = (kind == "vjp" and self._vjp_template(node.op, k) is not None
+                        and i in certain)
                 sure_rule[(i, k)] = sure
                 if sure:
                     certain.add(slot[x])
@@ -631,9 +776,13 @@ class Plan:
             if node.attrs:
                 ns[f"A{i}"] = dict(node.attrs)
                 kw = f", **A{i}"
-            pair = _is_divide_pair(rule, want[i], self._tpl)
-            if pair:
-                emit(f"{pad}_q = g{i} / v{ins[1]}")
+            vals = [f"v{s}" for s in ins]
+            q, codes = None, []
+            if kind == "vjp":
+                w = self._vjp_codes(node.op, want[i])
+                q, codes = w.q, w.codes
+            if q is not None:
+                emit(f"{pad}_q = {q.format(*vals, g=f'g{i}', out=f'v{i}')}")
             if kind == "joint":
                 ns[f"b{i}"] = rule
                 emit(f"{pad}t = _joint(b{i}(xp, g{i}, {out_arg}, {', '.join(in_args)}{kw}), "
@@ -647,11 +796,9 @@ class Plan:
                     r = rule[k]
                     if r is None:
                         continue
-                    tpl = self._tpl.get(r)
-                    if tpl is not None:
-                        text = _DIVIDE_PAIR_GENERAL[k] if pair else tpl[0]
-                        expr = text.format(f"v{ins[0]}", f"v{ins[-1]}", g=f"g{i}",
-                                           out=f"v{i}")
+                    code = codes[k] if k < len(codes) else None
+                    if code is not None:
+                        expr = code.format(*vals, g=f"g{i}", out=f"v{i}")
                     else:
                         ns[f"r{i}_{k}"] = r
                         expr = f"r{i}_{k}(xp, g{i}, {out_arg}, {', '.join(in_args)}{kw})"
@@ -692,7 +839,7 @@ class Plan:
                          f"else _iadd(g{s}, t{k})")
             if kind == "joint":
                 emit(f"{pad}t = None")
-            if pair:
+            if q is not None:
                 emit(f"{pad}_q = None")
             # Drop what no later rule reads.
             if i not in pinned:
@@ -780,10 +927,10 @@ class Plan:
         """``_scalar(L)``: both passes for Python numbers, one line per op and per
         gradient contribution; returns None as soon as a value leaves Python numbers.
 
-        Every rule is a built-in template and every value a scalar, so no gradient is
-        ever None, needs summing to a shape or warns; nothing is freed (scalars are
-        small). Values that left Python (``1 / 0.0`` gives a NumPy inf) go to the general
-        function, which runs under ``np.errstate``.
+        Every rule is written out from its template and every value a scalar, so no
+        gradient is ever None, needs summing to a shape or warns; nothing is freed
+        (scalars are small). Values that left Python (``1 / 0.0`` gives a NumPy inf) go
+        to the general function, which runs under ``np.errstate``.
         """
         order, slot, ns = self.order, self.slot, self._ns
         assert self.wrt is not None
@@ -803,22 +950,13 @@ class Plan:
         for i, node in enumerate(order):
             if not isinstance(node, Operator):
                 continue
-            args = [val[slot[x]] for x in node.inputs]
-            fwd = node.op.forward
-            ftpl = builtin.INLINE_FORWARD.get(fwd)
-            if ftpl is not None and not node.attrs:
-                expr = ftpl.format(*args)
-            else:
-                ns[f"f{i}"] = fwd
-                call = ", ".join(args)
-                if node.attrs:
-                    ns[f"A{i}"] = dict(node.attrs)
-                    call = f"{call}, **A{i}" if call else f"**A{i}"
-                expr = f"f{i}({call})"
+            expr, _ = self._forward_expr(i, node, [val[slot[x]] for x in node.inputs])
             self._scalar_lines[len(src) + 1] = i
             emit(f"    v{i} = {expr}")
-        # A NumPy scalar (from 1 / 0.0, say) stays one through every op that uses it, and
-        # every op is used by some output: checking the outputs checks every value.
+        # A NumPy scalar (from 1 / 0.0, say) stays one through every op that uses it:
+        # operators keep it, and an op declaring templates promises its forward does too
+        # (``_declares_templates``). Every op is used by some output, so checking the
+        # outputs checks every value, at no cost per op.
         emit("    if " + " or ".join(f"{val[slot[o]]}.__class__ not in _PYR"
                                     for o in self.outputs) + ": return None")
         target = slot[self.outputs[0]]
@@ -835,15 +973,24 @@ class Plan:
             ins = [slot[x] for x in node.inputs]
             vjps = node.op.vjps
             assert vjps is not None
-            pair = _is_divide_pair(vjps, want[i], self._tpl)
+            vals = [val[s] for s in ins]
+            w = self._vjp_codes(node.op, want[i])
+            q, codes = w.q, w.codes
             for k, s in enumerate(ins):
                 r = vjps[k]
                 if not want[i][k] or r is None:
                     continue
-                tpl = _DIVIDE_PAIR[k] if pair else self._tpl[r][0]
-                expr = tpl.format(val[ins[0]], val[ins[-1]], g=gi, out=f"v{i}")
+                code = codes[k]
+                assert code is not None
+                first = _Q.search(code) if q is not None else None
+                if first is not None:
+                    # Computed where first read (operands run left to right), not on a
+                    # line of its own.
+                    code = f"{code[:first.start()]}(_q := {q}){code[first.end():]}"
+                    q = None
+                expr = code.format(*vals, g=gi, out=f"v{i}")
                 prev = name.get(s)
-                if prev is None and tpl == "{g}":
+                if prev is None and code == "{g}":
                     name[s] = gi
                     continue
                 if prev is None:
@@ -853,7 +1000,7 @@ class Plan:
                 else:
                     emit(f"    g{s} = {prev} + {expr}")
                 name[s] = f"g{s}"
-                if r in _POWER_TEMPLATES:  # these helpers may answer in NumPy
+                if not w.pure[k]:  # a call may answer in NumPy
                     emit(f"    if g{s}.__class__ is not float: return None")
         outs = ", ".join(val[slot[o]] for o in self.outputs)
         grads = ", ".join(name.get(slot[w], "None") if w in slot else "None" for w in self.wrt)

@@ -48,11 +48,35 @@ def _keepdims_form(xp: Any, g: Any, axis: Any, keepdims: bool) -> Any:
 
 
 # --- forward rules ----------------------------------------------------------------
+# Sum and mean run once per training step on small arrays too, where numpy.sum's
+# argument handling costs more than the addition; ndarray methods do the same reduction.
+def _sum(a: Any, axis: Any, keepdims: bool) -> Any:
+    if a.__class__ is np.ndarray:
+        return a.sum(axis=axis, keepdims=keepdims)
+    if axis is None and not keepdims and (a.__class__ is float or a.__class__ is int):
+        return a  # a Python scalar is its own sum, and stays a Python scalar
+    return np.sum(a, axis=axis, keepdims=keepdims)
+
+
+def _mean(a: Any, axis: Any, keepdims: bool) -> Any:
+    if a.__class__ is np.ndarray:
+        return a.mean(axis=axis, keepdims=keepdims)
+    if axis is None and not keepdims and (a.__class__ is float or a.__class__ is int):
+        return float(a)
+    return np.mean(a, axis=axis, keepdims=keepdims)
+
+
 def _mean_grad(g: Any, like: Any, axis: Any, keepdims: bool) -> Any:
-    shape = np.shape(like)
-    count = math.prod(shape[ax] for ax in _axes(axis, len(shape)))
+    if like.__class__ is not np.ndarray:
+        like = np.asarray(like)
+    shape = like.shape
+    count = like.size if axis is None else math.prod(shape[ax] for ax in _axes(axis, len(shape)))
     ge = g if keepdims or axis is None else np.expand_dims(g, axis)
-    return np.broadcast_to(np.divide(ge, count) if count else ge, shape)
+    part = np.divide(ge, count) if count else ge
+    if np.ndim(part) == 0 and like.size <= 4096:
+        # A scalar spread over a small array: cheaper made than a broadcast view.
+        return np.full(shape, part)
+    return np.broadcast_to(part, shape)
 
 
 def _max_weights(a: Any, axis: Any) -> Any:
@@ -111,6 +135,12 @@ def _stack_index(k: int, axis: int) -> tuple[Any, ...]:
 
 
 # --- backward rules ---------------------------------------------------------------
+def _sum_vjp(xp: Any, g: Any, out: Any, a: Any, axis: Any, keepdims: bool) -> Any:
+    if axis is None:
+        return xp.broadcast_like(g, a)  # g has no axes to restore: one call
+    return xp.broadcast_like(_keepdims_form(xp, g, axis, keepdims), a)
+
+
 def _transpose_vjp(xp: Any, g: Any, out: Any, a: Any, axes: Any) -> Any:
     if axes is None:
         return xp.transpose(g)
@@ -271,13 +301,11 @@ def _reduction(name: str, forward: Callable[..., Any], rule: Callable[..., Any],
 
 OPS: Final[tuple[OpDef, ...]] = (
     _reduction(
-        "sum", lambda a, axis, keepdims: np.sum(a, axis=axis, keepdims=keepdims),
-        lambda xp, g, out, a, axis, keepdims: xp.broadcast_like(
-            _keepdims_form(xp, g, axis, keepdims), a),
+        "sum", _sum, _sum_vjp,
         _reduction_samples, "Sum over axis (all axes by default), as numpy.sum.",
     ),
     _reduction(
-        "mean", lambda a, axis, keepdims: np.mean(a, axis=axis, keepdims=keepdims),
+        "mean", _mean,
         lambda xp, g, out, a, axis, keepdims: xp.mean_grad(g, a, axis=axis,
                                                            keepdims=keepdims),
         _reduction_samples, "Arithmetic mean over axis, as numpy.mean.",

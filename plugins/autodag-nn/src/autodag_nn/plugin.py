@@ -65,26 +65,36 @@ def _softmax(a: Any, axis: int) -> Any:
     return e / np.sum(e, axis=axis, keepdims=True)
 
 
+def _class_index(y: Any, z: Any, axis: int) -> tuple[Any, int]:
+    """Integer labels checked against the logits, with the class axis put back (length 1)."""
+    ax = axis % z.ndim
+    n = z.shape[ax]
+    if y.shape != z.shape[:ax] + z.shape[ax + 1:]:
+        raise ValueError(
+            f"softmax_cross_entropy: integer labels of shape {y.shape} do not match "
+            f"logits of shape {z.shape} without axis {axis}"
+        )
+    if y.size and (y.min() < 0 or y.max() >= n):
+        raise ValueError(
+            f"softmax_cross_entropy: class indices must be in [0, {n}), got "
+            f"{y.min()}..{y.max()}"
+        )
+    return np.expand_dims(y, ax), ax
+
+
+def _one_hot(index: Any, n: int, ndim: int, ax: int) -> Any:
+    classes = np.arange(n).reshape((n,) + (1,) * (ndim - ax - 1))
+    return index == classes
+
+
 def _class_probs(labels: Any, logits: Any, axis: int) -> Any:
     """Integer class indices as one-hot rows shaped like ``logits``; probabilities as given."""
     z = np.asarray(logits)
     y = np.asarray(labels)
     dtype = z.dtype if z.dtype.kind == "f" else np.dtype(np.float64)
     if y.dtype.kind in "biu":
-        ax = axis % z.ndim
-        n = z.shape[ax]
-        if y.shape != z.shape[:ax] + z.shape[ax + 1:]:
-            raise ValueError(
-                f"softmax_cross_entropy: integer labels of shape {y.shape} do not match "
-                f"logits of shape {z.shape} without axis {axis}"
-            )
-        if y.size and (y.min() < 0 or y.max() >= n):
-            raise ValueError(
-                f"softmax_cross_entropy: class indices must be in [0, {n}), got "
-                f"{y.min()}..{y.max()}"
-            )
-        classes = np.arange(n).reshape((n,) + (1,) * (z.ndim - ax - 1))
-        return (np.expand_dims(y, ax) == classes).astype(dtype)
+        index, ax = _class_index(y, z, axis)
+        return _one_hot(index, z.shape[ax], z.ndim, ax).astype(dtype)
     if y.shape != z.shape:
         raise ValueError(
             f"softmax_cross_entropy: probability labels of shape {y.shape} must have the "
@@ -93,10 +103,37 @@ def _class_probs(labels: Any, logits: Any, axis: int) -> Any:
     return y
 
 
+def _float_logits(logits: Any) -> Any:
+    z = np.asarray(logits)
+    return z if z.dtype.kind in "fc" else z.astype(np.float64)
+
+
 def _softmax_cross_entropy(logits: Any, labels: Any, axis: int) -> Any:
-    y = _class_probs(labels, logits, axis)
-    r = -np.sum(y * _log_softmax(logits, axis), axis=axis)
+    y = np.asarray(labels)
+    if y.dtype.kind in "biu":
+        # Integer labels pick one log-probability each: no one-hot product to form.
+        z = _float_logits(logits)
+        index, ax = _class_index(y, z, axis)
+        r = np.squeeze(_logsumexp(z, ax, True) - np.take_along_axis(z, index, ax), axis=ax)
+    else:
+        r = -np.sum(_class_probs(y, logits, axis) * _log_softmax(logits, axis), axis=axis)
     return r if np.ndim(r) else r[()]
+
+
+def _sce_grad(g: Any, logits: Any, labels: Any, axis: int) -> Any:
+    """``g * (softmax(logits) * sum(labels) - labels)``, one softmax and in place."""
+    z = _float_logits(logits)
+    y = np.asarray(labels)
+    s = _softmax(z, axis)
+    if y.dtype.kind in "biu":
+        index, ax = _class_index(y, z, axis)
+        s -= _one_hot(index, z.shape[ax], z.ndim, ax)
+    else:
+        probs = _class_probs(y, z, axis)
+        s *= np.sum(probs, axis=axis, keepdims=True)
+        s -= probs
+    s *= np.expand_dims(g, axis)
+    return s
 
 
 def _float_only(h: Any, labels: Any) -> Any:
@@ -126,13 +163,33 @@ def _logsumexp_vjp(xp: Any, g: Any, out: Any, a: Any, axis: Any, keepdims: bool)
     return ge * xp.exp(a - oe)  # a - oe <= 0: cannot overflow
 
 
-def _sce_vjp(xp: Any, g: Any, out: Any, logits: Any, labels: Any,
-             axis: int) -> tuple[Any, Any]:
-    ge = xp.expand_dims(g, axis)
+def _sce_logits_vjp(xp: Any, g: Any, out: Any, logits: Any, labels: Any, axis: int) -> Any:
+    return xp.sce_grad(g, logits, labels, axis=axis)
+
+
+def _sce_labels_vjp(xp: Any, g: Any, out: Any, logits: Any, labels: Any, axis: int) -> Any:
+    return xp.float_only(-xp.expand_dims(g, axis) * xp.log_softmax(logits, axis=axis), labels)
+
+
+def _sce_grad_g_vjp(xp: Any, h: Any, out: Any, g: Any, logits: Any, labels: Any,
+                    axis: int) -> Any:
     y = xp.class_probs(labels, logits, axis=axis)
-    d_logits = ge * (xp.softmax(logits, axis=axis) * xp.sum(y, axis=axis, keepdims=True) - y)
-    d_labels = xp.float_only(-ge * xp.log_softmax(logits, axis=axis), labels)
-    return d_logits, d_labels
+    d = xp.softmax(logits, axis=axis) * xp.sum(y, axis=axis, keepdims=True) - y
+    return xp.sum(h * d, axis=axis)
+
+
+def _sce_grad_logits_vjp(xp: Any, h: Any, out: Any, g: Any, logits: Any, labels: Any,
+                         axis: int) -> Any:
+    y = xp.class_probs(labels, logits, axis=axis)
+    u = h * xp.expand_dims(g, axis) * xp.sum(y, axis=axis, keepdims=True)
+    return _softmax_vjp(xp, u, xp.softmax(logits, axis=axis), logits, axis)
+
+
+def _sce_grad_labels_vjp(xp: Any, h: Any, out: Any, g: Any, logits: Any, labels: Any,
+                         axis: int) -> Any:
+    s = xp.softmax(logits, axis=axis)
+    d = xp.expand_dims(g, axis) * (xp.sum(h * s, axis=axis, keepdims=True) - h)
+    return xp.float_only(d, labels)
 
 
 # --- sample inputs for autodag.testing.check_op -------------------------------------
@@ -173,6 +230,18 @@ def _sce_samples(rng: _Rng) -> list[Sample]:
     ]
 
 
+def _sce_grad_samples(rng: _Rng) -> list[Sample]:
+    r = rng.standard_normal
+    probs = np.exp(r((4, 3)))  # not normalised: sum(labels) enters the gradient
+    return [
+        Sample((r((4,)), 2 * r((4, 3)), np.array([0, 2, 1, 2])), {"axis": -1}),
+        Sample((r((4,)), 2 * r((4, 3)), probs), {"axis": -1}),
+        Sample((r((3, 2)), 2 * r((3, 5, 2)), np.array([[0, 1], [4, 4], [2, 0]])),
+               {"axis": 1}),
+        Sample((r(()), 2 * r((5,)), np.array(3)), {"axis": -1}),
+    ]
+
+
 def _class_probs_samples(rng: _Rng) -> list[Sample]:
     r = rng.standard_normal
     return [Sample((np.array([1, 0, 2]), r((3, 3)))),
@@ -208,11 +277,16 @@ OPS: Final[tuple[OpDef, ...]] = (
           samples=_logsumexp_samples,
           doc="log(sum(exp(a))) over axis (all axes by default), computed stably."),
     OpDef(name="softmax_cross_entropy", arity=2, attributes={"axis": -1},
-          forward=_softmax_cross_entropy, backward=_sce_vjp,
+          forward=_softmax_cross_entropy, backward=(_sce_logits_vjp, _sce_labels_vjp),
           input_names=("logits", "labels"), samples=_sce_samples,
           doc="Per-example -sum(labels * log_softmax(logits)) along axis; labels are "
               "integer class indices or probabilities shaped like logits."),
-    # Helpers that softmax_cross_entropy's rule calls through xp.
+    # Helpers that softmax_cross_entropy's rules call through xp.
+    OpDef(name="sce_grad", arity=3, attributes={"axis": -1}, forward=_sce_grad,
+          backward=(_sce_grad_g_vjp, _sce_grad_logits_vjp, _sce_grad_labels_vjp),
+          input_names=("g", "logits", "labels"), samples=_sce_grad_samples,
+          doc="g * (softmax(logits) * sum(labels) - labels) along axis, integer labels "
+              "one-hot: the gradient of softmax_cross_entropy for its logits."),
     OpDef(name="class_probs", arity=2, attributes={"axis": -1}, forward=_class_probs,
           backward=(lambda xp, h, out, labels, logits, axis: xp.float_only(h, labels), None),
           input_names=("labels", "logits"), samples=_class_probs_samples,

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
-from ._arrays import grad_dtype, owned, sum_to
+from ._arrays import grad_dtype, owned, quiet_numpy, sum_to
 from .errors import (
     AutodagError,
     GradientError,
@@ -217,7 +217,7 @@ def _backward(
     grads: Values = {target: _seed(values[target])}
     # Rules evaluate derivative formulas at points where they are infinite or undefined
     # (0 ** -0.5, log 0); the result is what NumPy says, without warnings about it.
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+    with quiet_numpy():
         for node in reversed(order):
             g = grads.get(node)
             if g is None or not isinstance(node, Operator):

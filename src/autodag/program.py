@@ -36,7 +36,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from ._arrays import grad_dtype, sum_to
+from ._arrays import grad_dtype, quiet_numpy, sum_to
 from .errors import AutodagError, GradientError, OpExecutionError
 from .execute import forward_error
 from .nodes import Constant, Node, Operator
@@ -281,10 +281,7 @@ def _seed(value: Any) -> Any:
     return np.ones(np.shape(value), dtype=grad_dtype(value))
 
 
-def _errstate() -> Any:
-    # Rules evaluate derivative formulas at points where they are infinite or undefined
-    # (0 ** -0.5, log 0); the result is what NumPy says, without warnings about it.
-    return np.errstate(divide="ignore", invalid="ignore", over="ignore")
+_errstate = quiet_numpy
 
 
 #: Statements per generated function before a plan is cut into chunks.

@@ -192,19 +192,19 @@ def _depends_on(order: Sequence[Node], wrt: Iterable[Node]) -> set[Node]:
     return needs
 
 
-def _reduce(node: Operator, k: int, g: Any, value: Any) -> Any:
-    """``g`` summed to the shape of input ``k`` of ``node``, or a GradientError."""
-    if g.__class__ is float and value.__class__ is float:
-        return g
-    shape = np.shape(value)
-    if np.shape(g) == shape:
+def reduce_grad(g: Any, like: Any, node: Operator, k: int) -> Any:
+    """``g`` summed to the shape of ``like`` (a value or a shape token), for input ``k``."""
+    lc = like.__class__
+    shape = like if lc is tuple else like.shape if lc is np.ndarray else np.shape(like)
+    gs = g.shape if g.__class__ is np.ndarray else np.shape(g)
+    if gs == shape:
         return g
     try:
         return sum_to(g, shape)
     except ValueError:
         raise GradientError(
             f"backward of op {node.op.name!r} from plugin {node.plugin.describe()} returned "
-            f"a gradient of shape {np.shape(g)} for input {k} ({node.inputs[k].name!r}) of "
+            f"a gradient of shape {gs} for input {k} ({node.inputs[k].name!r}) of "
             f"shape {shape}, at {node.describe()}"
         ) from None
 
@@ -261,7 +261,7 @@ def _backward(
                 if gk is None or not want[k]:
                     continue
                 inp = ins[k]
-                gk = _reduce(node, k, gk, args[k])
+                gk = reduce_grad(gk, args[k], node, k)
                 prev = grads.get(inp)
                 # Never in place: the same array may have been handed to two inputs.
                 grads[inp] = gk if prev is None else prev + gk

@@ -36,9 +36,10 @@ from typing import Any, Final
 
 import numpy as np
 
-from ._arrays import grad_dtype, quiet_numpy, sum_to
+from ._arrays import grad_dtype, quiet_numpy
 from .errors import AutodagError, GradientError, OpExecutionError
 from .execute import forward_error
+from .execute import reduce_grad as _red
 from .nodes import Constant, Node, Operator
 from .opdef import OpDef
 
@@ -227,23 +228,6 @@ def _shape_token(v: Any) -> Any:
     if v.__class__ is np.ndarray:
         return v.shape
     return np.shape(v)
-
-
-def _red(g: Any, like: Any, node: Operator, k: int) -> Any:
-    """``g`` summed to the shape of ``like`` (a value or a shape token), for input ``k``."""
-    lc = like.__class__
-    shape = like if lc is tuple else like.shape if lc is np.ndarray else np.shape(like)
-    gs = g.shape if g.__class__ is np.ndarray else np.shape(g)
-    if gs == shape:
-        return g
-    try:
-        return sum_to(g, shape)
-    except ValueError:
-        raise GradientError(
-            f"backward of op {node.op.name!r} from plugin {node.plugin.describe()} returned "
-            f"a gradient of shape {gs} for input {k} ({node.inputs[k].name!r}) of "
-            f"shape {shape}, at {node.describe()}"
-        ) from None
 
 
 #: Elements from which summing gradients in place beats making a new array.

@@ -18,6 +18,8 @@ import pytest
 import autodag as ad
 from autodag import viz
 
+from .test_seed import build as seed_graph
+
 HAVE_GRAPHVIZ = shutil.which("dot") is not None and importlib.util.find_spec("graphviz") is not None
 # CI sets this so that a missing Graphviz fails the rendering tests instead of skipping them.
 REQUIRE_GRAPHVIZ = os.environ.get("AUTODAG_REQUIRE_GRAPHVIZ", "") not in ("", "0")
@@ -86,15 +88,6 @@ def node_attrs(dot: str) -> dict[str, dict[str, str]]:
         }
         out[attrs["label"].split("\\n")[0]] = attrs
     return out
-
-
-def seed_graph() -> tuple[ad.Graph, ad.Variable, ad.Variable, ad.Constant, ad.Node]:
-    with ad.Graph() as g:
-        x = ad.Variable(0.9, name="x")
-        y = ad.Variable(0.4, name="y")
-        c = ad.Constant(1.3, name="c")
-        z = (x * y + c) * c + x
-    return g, x, y, c, z
 
 
 def test_seed_graph_shapes_edges_and_labels() -> None:

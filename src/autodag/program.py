@@ -38,7 +38,7 @@ import numpy as np
 
 from ._arrays import grad_dtype, quiet_numpy
 from .errors import AutodagError, GradientError, OpExecutionError
-from .execute import forward_error
+from .execute import PlanBase, forward_error
 from .execute import reduce_grad as _red
 from .nodes import Constant, Node, Operator
 from .opdef import OpDef
@@ -318,27 +318,16 @@ def _written(lines: list[str]) -> set[str]:
     return out
 
 
-class Plan:
-    """The passes for ``outputs`` (and the gradient of ``outputs[0]`` for ``wrt``).
-
-    ``order`` is the topological order; ``leaves`` are the non-constant leaf nodes whose
-    values each call passes in, in that order. ``run(xp, leaf_values)`` returns the
-    output values and the raw gradients (None where no gradient reached a node).
-    """
+class Plan(PlanBase):
+    """The passes for ``outputs`` (and the gradient of ``outputs[0]`` for ``wrt``) as
+    generated code."""
 
     def __init__(
         self, order: Sequence[Node], outputs: Sequence[Node], wrt: Sequence[Node] | None
     ) -> None:
-        self.order: tuple[Node, ...] = tuple(order)
-        self.outputs = tuple(outputs)
-        self.wrt = None if wrt is None else tuple(wrt)
-        #: Filled in by ``grad``: where each wrt node's value comes from.
-        self.wrt_sources: list[tuple[int, Any]] | None = None
+        super().__init__(order, outputs, wrt)
         slot = {n: i for i, n in enumerate(self.order)}
         self.slot = slot
-        self.leaves = tuple(
-            n for n in self.order if not isinstance(n, (Operator, Constant))
-        )
         self._ns: dict[str, Any] = {
             "_red": _red, "_joint": _joint, "_nd": np.ndarray, "_iadd": _iadd, "_seed": _seed,
             "_errstate": _errstate, "_shape_token": _shape_token, "_PYR": _PY_REAL,

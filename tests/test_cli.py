@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
-import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -18,13 +16,7 @@ import autodag as ad
 from autodag.cli import main
 from autodag.expr import ExpressionError, parse
 
-HAVE_GRAPHVIZ = shutil.which("dot") is not None and importlib.util.find_spec("graphviz") is not None
-REQUIRE_GRAPHVIZ = os.environ.get("AUTODAG_REQUIRE_GRAPHVIZ", "") not in ("", "0")
-needs_graphviz = pytest.mark.skipif(
-    not HAVE_GRAPHVIZ and not REQUIRE_GRAPHVIZ,
-    reason="Graphviz ('dot' program and graphviz package) not installed: "
-    "apt-get install graphviz; pip install 'autodag[viz]'",
-)
+from .graphviz_marks import needs_graphviz
 
 
 def _command() -> list[str]:

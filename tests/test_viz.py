@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import re
-import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -18,16 +16,8 @@ import pytest
 import autodag as ad
 from autodag import viz
 
+from .graphviz_marks import needs_graphviz
 from .test_seed import build as seed_graph
-
-HAVE_GRAPHVIZ = shutil.which("dot") is not None and importlib.util.find_spec("graphviz") is not None
-# CI sets this so that a missing Graphviz fails the rendering tests instead of skipping them.
-REQUIRE_GRAPHVIZ = os.environ.get("AUTODAG_REQUIRE_GRAPHVIZ", "") not in ("", "0")
-needs_graphviz = pytest.mark.skipif(
-    not HAVE_GRAPHVIZ and not REQUIRE_GRAPHVIZ,
-    reason="Graphviz ('dot' program and graphviz package) not installed: "
-    "apt-get install graphviz; pip install 'autodag[viz]'",
-)
 
 HOSTILE = [
     'a"; evil [label="pwned"]; x -> "',

@@ -271,6 +271,21 @@ def test_scalar_function_and_general_function_agree() -> None:
             np.testing.assert_allclose(g, [r])
 
 
+def test_numpy_scalars_in_give_numpy_scalars_out_with_python_float_answers() -> None:
+    with ad.Graph():
+        x, y = ad.Placeholder(name="x"), ad.Placeholder(name="y")
+        z = x * y / (1 + x**2)
+    prog = ad.compile(z, wrt=[x, y], inputs=[x, y])
+    value, grads = prog(np.float64(0.5), 2.0)
+    ref_v, ref_g = prog(0.5, 2.0)
+    assert type(value) is np.float64 and value == ref_v
+    assert type(grads[0]) is np.float64 and type(grads[1]) is float
+    assert grads == ref_g == pytest.approx([2.0 * (1 - 0.25) / 1.25**2, 0.5 / 1.25])
+    v32, g32 = prog(np.float32(0.5), np.float32(2.0))
+    assert type(v32) is np.float32 and all(type(g) is np.float32 for g in g32)
+    assert [float(g) for g in g32] == pytest.approx(ref_g, rel=1e-6)
+
+
 def test_python_arithmetic_errors_fall_back_to_numpy_answers() -> None:
     with ad.Graph():
         x, y = ad.Placeholder(name="x"), ad.Placeholder(name="y")

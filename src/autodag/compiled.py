@@ -41,6 +41,8 @@ def _finish(g: Any, value: Any) -> Any:
             and g.dtype == value.dtype and g.dtype.kind in "fc"):
         return owned(g)  # already of the right dtype
     dt = grad_dtype(value)
+    if isinstance(value, np.generic):  # a NumPy scalar's gradient: a NumPy scalar
+        return dt.type(0 if g is None else g)
     if g is None:
         return np.zeros(np.shape(value), dtype=dt)
     return owned(np.asarray(g, dtype=dt))

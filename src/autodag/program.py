@@ -15,7 +15,9 @@ also gets a terse scalar function (one line per op and per gradient contribution
 shape checks, nothing freed) that runs every call on Python numbers; the general
 function is then generated only when a call brings arrays or leaves Python numbers.
 Compiling the scalar function is several times faster, which is what large scalar
-graphs pay for.
+graphs pay for; and a large scalar graph that repeats one block of ops (a graph built
+by a Python loop, found by ``rolling``) gets that block written once, as a loop, rather
+than line by line: CPython's compiler costs about 10 us per generated line.
 
 Only integer slot numbers and names made here go into the source; op callables,
 attributes, constants and nodes reach it through the namespace it is executed in.
@@ -42,6 +44,7 @@ from .execute import PlanBase, forward_error
 from .execute import reduce_grad as _red
 from .nodes import Constant, Node, Operator
 from .opdef import OpDef
+from .rolling import MIN_REPS, Loop, Ref, find_loop, limit, uniform
 
 __all__ = ["Plan"]
 
@@ -51,6 +54,10 @@ _plan_ids = itertools.count()
 _FIELD: Final = re.compile(r"\{(g|out|\d+)\}")
 _FILLED: Final = re.compile(r"\b_t_(g|out|\d+)\b")
 _Q: Final = re.compile(r"\b_q\b")
+#: The values a loop's block reads: ``b3`` of the block, ``p3`` carried into it.
+_LOOP_VALUE: Final = re.compile(r"\b[bp]\d+\b")
+#: Nodes from which a scalar function writes a repeated block as a loop.
+ROLL_MIN_NODES = 512
 
 
 @dataclass(frozen=True)
@@ -92,6 +99,19 @@ class _Written:
     #: Whether every wanted rule is written out; and all of them pure.
     complete: bool
     all_pure: bool
+
+
+@dataclass(frozen=True)
+class _LoopCode:
+    """A loop's backward body and what it needs around it."""
+
+    body: list[str]
+    #: Block positions whose gradients pass from each block to the previous one.
+    carried: list[int]
+    #: Gradients of nodes before the loop that every block adds to.
+    fixed: list[str]
+    #: The values each block keeps for its backward pass.
+    saved: list[str]
 
 
 class _XpBinder(ast.NodeTransformer):
@@ -223,6 +243,11 @@ def numpy_floats(values: Sequence[Any]) -> list[Any]:
     return [np.float64(v) if v.__class__ is float else v for v in values]
 
 
+def _float64s(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Python floats as NumPy float64 scalars (other values as they are)."""
+    return tuple(np.float64(v) if v.__class__ is float else v for v in values)
+
+
 def _shape_token(v: Any) -> Any:
     """What the backward pass needs of a value it no longer keeps: its shape."""
     if v.__class__ is np.ndarray:
@@ -341,6 +366,9 @@ class Plan(PlanBase):
         self._filename = f"<autodag-plan-{next(_plan_ids)}>"
         #: Line -> op slot of the forward lines of the scalar function, for errors.
         self._scalar_lines: dict[int, int] = {}
+        #: Line -> block position of the forward lines of its loop, if it has one.
+        self._loop_lines: dict[int, int] = {}
+        self._loop: Loop | None = None
         self._scalar_filename = self._filename[:-1] + "-scalar>"
         self._scalar: Callable[..., Any] | None = None
         self._scalar_source = self._generate(scalar=True)
@@ -466,25 +494,41 @@ class Plan(PlanBase):
     def _backward_nodes(self) -> tuple[set[int], dict[int, list[bool]]]:
         """Slots of the ops the backward pass visits, and which inputs each one feeds."""
         assert self.wrt is not None
-        slot = self.slot
-        needs = {slot[w] for w in self.wrt if w in slot}
-        for i, node in enumerate(self.order):
-            if isinstance(node, Operator) and any(slot[x] in needs for x in node.inputs):
-                needs.add(i)
+        slot, order = self.slot, self.order
+        inputs = [[slot[x] for x in node.inputs] if isinstance(node, Operator) else None
+                  for node in order]
+        needed = [False] * len(order)
+        for node in self.wrt:
+            if node in slot:
+                needed[slot[node]] = True
+        for i, ins in enumerate(inputs):
+            if ins is not None and not needed[i]:
+                for x in ins:
+                    if needed[x]:
+                        needed[i] = True
+                        break
         # Only ops the differentiated output depends on receive a gradient.
-        target = slot[self.outputs[0]]
-        reach = {target}
-        for i in range(len(self.order) - 1, -1, -1):
-            node = self.order[i]
-            if i in reach and isinstance(node, Operator):
-                reach.update(slot[x] for x in node.inputs)
+        reach = [False] * len(order)
+        reach[slot[self.outputs[0]]] = True
+        for i in range(len(order) - 1, -1, -1):
+            ins = inputs[i]
+            if reach[i] and ins is not None:
+                for x in ins:
+                    reach[x] = True
+        differentiable: dict[OpDef, bool] = {}
         active: set[int] = set()
         want: dict[int, list[bool]] = {}
-        for i, node in enumerate(self.order):
-            if not isinstance(node, Operator) or i not in reach or not node.op.differentiable:
+        for i, ins in enumerate(inputs):
+            if ins is None or not reach[i]:
                 continue
-            w = [slot[x] in needs for x in node.inputs]
-            if any(w):
+            op = order[i].op  # type: ignore[attr-defined]
+            d = differentiable.get(op)
+            if d is None:
+                d = differentiable[op] = op.differentiable
+            if not d:
+                continue
+            w = [needed[x] for x in ins]
+            if True in w:
                 active.add(i)
                 want[i] = w
         return active, want
@@ -831,22 +875,19 @@ class Plan(PlanBase):
         """Output values and raw gradients for these leaf values (in ``leaves`` order)."""
         result: tuple[tuple[Any, ...], tuple[Any, ...]] | None
         if self._scalar is not None:
-            try:
-                result = self._scalar(leaf_values)
-            except Exception as exc:
-                err: Exception | None = self._locate(exc)
-                if err is not None:
-                    raise err from exc
-                if not isinstance(exc, ArithmeticError):
-                    err = self._named(xp, leaf_values, exc)
-                    if err is not None:
-                        raise err from exc
-                    raise
-                # A formula Python refuses (x / 0.0 after an underflow): NumPy's answer.
-                leaf_values = numpy_floats(leaf_values)
-                result = None
+            result, refused = self._run_scalar(xp, leaf_values)
+            if result is None and not refused and any(
+                    v.__class__ is np.float64 for v in leaf_values):
+                # NumPy floats in, NumPy floats out; in between, Python's arithmetic gives
+                # the same numbers (and where it refuses, NumPy's answer is taken).
+                floats = [float(v) if v.__class__ is np.float64 else v for v in leaf_values]
+                result, refused = self._run_scalar(xp, floats)
+                if result is not None:
+                    return _float64s(result[0]), _float64s(result[1])
             if result is not None:
                 return result
+            if refused:
+                leaf_values = numpy_floats(leaf_values)
         fn = self._fn or self._general()
         try:
             result = fn(xp, leaf_values)
@@ -857,6 +898,25 @@ class Plan(PlanBase):
             raise err from exc
         assert result is not None
         return result
+
+    def _run_scalar(
+        self, xp: Any, leaf_values: Sequence[Any]
+    ) -> tuple[tuple[tuple[Any, ...], tuple[Any, ...]] | None, bool]:
+        """The scalar function's answer (None when values leave Python numbers), and
+        whether Python refused a formula (x / 0.0 after an underflow) NumPy answers."""
+        assert self._scalar is not None
+        try:
+            return self._scalar(leaf_values), False
+        except Exception as exc:
+            err: Exception | None = self._locate(exc)
+            if err is not None:
+                raise err from exc
+            if not isinstance(exc, ArithmeticError):
+                err = self._named(xp, leaf_values, exc)
+                if err is not None:
+                    raise err from exc
+                raise
+            return None, True
 
     def _named(self, xp: Any, leaf_values: Sequence[Any], exc: Exception) -> Exception | None:
         """A failure the generated code cannot place (in a backward rule), named by
@@ -880,102 +940,317 @@ class Plan(PlanBase):
             frame = tb.tb_frame
             name = frame.f_code.co_filename
             if name == self._filename or name == self._scalar_filename:
-                lines = self._line_node if name == self._filename else self._scalar_lines
-                i = lines.get(tb.tb_lineno)
-                if i is None:
-                    return None
+                local = frame.f_locals
+                j = self._loop_lines.get(tb.tb_lineno) if name == self._scalar_filename \
+                    else None
+                if j is not None and self._loop is not None:
+                    loop = self._loop
+                    i = loop.start + local["_k"] * loop.period + j
+                    refs = loop.refs[j]
+                    assert refs is not None
+                    args = [self._ref_arg(loop, r, local) for r in refs]
+                else:
+                    lines = self._line_node if name == self._filename else self._scalar_lines
+                    found = lines.get(tb.tb_lineno)
+                    if found is None:
+                        return None
+                    i = found
+                    args = [x.value if isinstance(x, Constant) else local.get(f"v{self.slot[x]}")
+                            for x in self.order[i].inputs]  # type: ignore[attr-defined]
                 node = self.order[i]
                 assert isinstance(node, Operator)
-                local = frame.f_locals
-                args = [x.value if isinstance(x, Constant) else local.get(f"v{self.slot[x]}")
-                        for x in node.inputs]
                 return forward_error(node, args, exc)
             tb = tb.tb_next
         return None
 
+    def _ref_arg(self, loop: Loop, ref: Ref, local: dict[str, Any]) -> Any:
+        """The value an input of a loop's block had, from the frame that failed."""
+        kind, x = ref
+        if kind == "carry":
+            return local.get(f"p{x}")
+        node = self.order[loop.start + x if kind == "local" else x]
+        if isinstance(node, Constant):
+            return node.value
+        return local.get(f"b{x}" if kind == "local" else f"v{x}")
+
     def _scalar_code(self, active: set[int], want: dict[int, list[bool]]) -> str:
         """``_scalar(L)``: both passes for Python numbers, one line per op and per
-        gradient contribution; returns None as soon as a value leaves Python numbers.
+        gradient contribution, or a loop over a block the graph repeats; returns None
+        as soon as a value leaves Python numbers.
 
         Every rule is written out from its template and every value a scalar, so no
         gradient is ever None, needs summing to a shape or warns; nothing is freed
         (scalars are small). Values that left Python (``1 / 0.0`` gives a NumPy inf) go
         to the general function, which runs under ``np.errstate``.
         """
+        loop = self._scalar_loop(active, want)
+        while loop is not None:
+            src = self._write_scalar(active, want, loop)
+            if src is not None:
+                return src
+            # The last block's gradients arrive unlike the others': write it out.
+            loop = None if loop.reps <= MIN_REPS else Loop(
+                loop.start, loop.period, loop.reps - 1, loop.refs)
+        src = self._write_scalar(active, want, None)
+        assert src is not None
+        return src
+
+    def _scalar_loop(self, active: set[int], want: dict[int, list[bool]]) -> Loop | None:
+        """The longest block the graph repeats and the backward pass treats alike in
+        every repetition, when it is worth a loop."""
+        order, slot = self.order, self.slot
+        loop = find_loop(order, slot, ROLL_MIN_NODES)
+        if loop is None:
+            return None
+        signature = [(i in active, tuple(want.get(i, ()))) for i in range(len(order))]
+        loop = uniform(loop, signature)
+        if loop is None:
+            return None
+        assert self.wrt is not None
+        return limit(loop, order, slot, [slot[o] for o in self.outputs],
+                     [slot[w] for w in self.wrt if w in slot])
+
+    def _emit_rules(self, emit: Callable[[str], None], node: Operator, want: Sequence[bool],
+                    gi: str, vals: Sequence[str], out: str, keys: Sequence[str],
+                    name: dict[str, str], touched: set[str]) -> None:
+        """The lines adding ``node``'s gradient contributions to its inputs' gradients
+        ``keys``; ``name`` maps each gradient to the local that holds it so far."""
+        vjps = node.op.vjps
+        assert vjps is not None
+        w = self._vjp_codes(node.op, want)
+        q, codes = w.q, w.codes
+        for k, key in enumerate(keys):
+            if not want[k] or vjps[k] is None:
+                continue
+            code = codes[k]
+            assert code is not None
+            first = _Q.search(code) if q is not None else None
+            if first is not None:
+                # Computed where first read (operands run left to right), not on a
+                # line of its own.
+                code = f"{code[:first.start()]}(_q := {q}){code[first.end():]}"
+                q = None
+            touched.add(key)
+            prev = name.get(key)
+            # A pass-through rule ({g}) makes no copy, it names its op's gradient,
+            # until a second contribution needs a sum of its own.
+            if prev is None and code == "{g}":
+                name[key] = gi
+                continue
+            expr = code.format(*vals, g=gi, out=out)
+            if prev is None:
+                emit(f"{key} = {expr}")
+            elif prev == key:
+                emit(f"{key} += {expr}")
+            else:
+                emit(f"{key} = {prev} + {expr}")
+            name[key] = key
+            if not w.pure[k]:  # a call may answer in NumPy
+                emit(f"if {key}.__class__ is not float: return None")
+
+    def _write_scalar(self, active: set[int], want: dict[int, list[bool]],
+                       loop: Loop | None) -> str | None:
+        """The scalar function's source, with ``loop`` written as loops (None when the
+        gradients reaching the last block do not match the loop's)."""
         order, slot, ns = self.order, self.slot, self._ns
         assert self.wrt is not None
+        n = len(order)
+        s, e = (loop.start, loop.end) if loop is not None else (n, n)
         src = ["def _scalar(L):"]
-        emit = src.append
+
+        def emit(line: str) -> None:
+            src.append("    " + line)
+
+        lines: dict[int, int] = {}
+        loop_lines: dict[int, int] = {}
         if self.leaves:
             names = [f"v{slot[x]}" for x in self.leaves]
-            emit(f"    {', '.join(names)}, = L")
-            emit("    if " + " or ".join(f"{n}.__class__ not in _PYR" for n in names)
+            emit(f"{', '.join(names)}, = L")
+            emit("if " + " or ".join(f"{n}.__class__ not in _PYR" for n in names)
                  + ": return None")
         # Constants are read from the namespace where they are used: no lines for them.
-        val = [f"v{i}" for i in range(len(order))]
+        val = [f"v{i}" for i in range(n)]
         for i, node in enumerate(order):
             if isinstance(node, Constant):
                 ns[f"c{i}"] = node.value
                 val[i] = f"c{i}"
-        for i, node in enumerate(order):
-            if not isinstance(node, Operator):
-                continue
-            expr, _ = self._forward_expr(i, node, [val[slot[x]] for x in node.inputs])
-            self._scalar_lines[len(src) + 1] = i
-            emit(f"    v{i} = {expr}")
+
+        def forward(i: int) -> None:
+            node = order[i]
+            if isinstance(node, Operator):
+                expr, _ = self._forward_expr(i, node, [val[slot[x]] for x in node.inputs])
+                lines[len(src) + 1] = i
+                emit(f"v{i} = {expr}")
+
+        for i in range(s):
+            forward(i)
+        code: _LoopCode | None = None
+        if loop is not None:
+            code = self._loop_backward(loop, active, want, val)
+            if code is None:
+                return None
+            self._loop_forward(loop, src, val, code, loop_lines)
+        for i in range(e, n):
+            forward(i)
         # A NumPy scalar (from 1 / 0.0, say) stays one through every op that uses it:
         # operators keep it, and an op declaring templates promises its forward does too
         # (``_declares_templates``). Every op is used by some output, so checking the
         # outputs checks every value, at no cost per op.
-        emit("    if " + " or ".join(f"{val[slot[o]]}.__class__ not in _PYR"
-                                    for o in self.outputs) + ": return None")
+        emit("if " + " or ".join(f"{val[slot[o]]}.__class__ not in _PYR"
+                                for o in self.outputs) + ": return None")
         target = slot[self.outputs[0]]
-        emit(f"    g{target} = 1.0")
-        # The name holding each gradient: a pass-through rule ({g}) makes no copy, it
-        # names its op's gradient, until a second contribution needs a sum of its own.
-        name = {target: f"g{target}"}
-        for i in sorted(active, reverse=True):
-            gi = name.get(i)
+        emit(f"g{target} = 1.0")
+        name = {f"g{target}": f"g{target}"}
+        touched: set[str] = set()
+
+        def backward(i: int) -> None:
+            gi = name.get(f"g{i}")
             if gi is None:
-                continue
+                return
             node = order[i]
             assert isinstance(node, Operator)
-            ins = [slot[x] for x in node.inputs]
-            vjps = node.op.vjps
-            assert vjps is not None
-            vals = [val[s] for s in ins]
-            w = self._vjp_codes(node.op, want[i])
-            q, codes = w.q, w.codes
-            for k, s in enumerate(ins):
-                r = vjps[k]
-                if not want[i][k] or r is None:
-                    continue
-                code = codes[k]
-                assert code is not None
-                first = _Q.search(code) if q is not None else None
-                if first is not None:
-                    # Computed where first read (operands run left to right), not on a
-                    # line of its own.
-                    code = f"{code[:first.start()]}(_q := {q}){code[first.end():]}"
-                    q = None
-                expr = code.format(*vals, g=gi, out=f"v{i}")
-                prev = name.get(s)
-                if prev is None and code == "{g}":
-                    name[s] = gi
-                    continue
-                if prev is None:
-                    emit(f"    g{s} = {expr}")
-                elif prev == f"g{s}":
-                    emit(f"    g{s} += {expr}")
-                else:
-                    emit(f"    g{s} = {prev} + {expr}")
-                name[s] = f"g{s}"
-                if not w.pure[k]:  # a call may answer in NumPy
-                    emit(f"    if g{s}.__class__ is not float: return None")
+            self._emit_rules(emit, node, want[i], gi, [val[slot[x]] for x in node.inputs],
+                             f"v{i}", [f"g{slot[x]}" for x in node.inputs], name, touched)
+
+        for i in sorted((i for i in active if i >= e), reverse=True):
+            backward(i)
+        if loop is not None:
+            assert code is not None
+            if not self._loop_gradients(loop, emit, name, code):
+                return None
+        for i in sorted((i for i in active if i < s), reverse=True):
+            backward(i)
         outs = ", ".join(val[slot[o]] for o in self.outputs)
-        grads = ", ".join(name.get(slot[w], "None") if w in slot else "None" for w in self.wrt)
-        emit(f"    return ({outs},), ({grads}{',' if grads else ''})")
+        grads = ", ".join(name.get(f"g{slot[w]}", "None") if w in slot else "None"
+                          for w in self.wrt)
+        emit(f"return ({outs},), ({grads}{',' if grads else ''})")
+        self._scalar_lines, self._loop_lines, self._loop = lines, loop_lines, loop
         return "\n".join(src) + "\n"
+
+    # --- loops over a repeated block --------------------------------------------------
+    def _ref_val(self, loop: Loop, ref: Ref, val: Sequence[str]) -> str:
+        kind, x = ref
+        if kind == "local":
+            return f"c{loop.start + x}" if isinstance(self.order[loop.start + x], Constant) \
+                else f"b{x}"
+        return f"p{x}" if kind == "carry" else val[x]
+
+    def _loop_backward(self, loop: Loop, active: set[int], want: dict[int, list[bool]],
+                       val: Sequence[str]) -> _LoopCode | None:
+        """The backward pass of one block, as the body of a loop over the blocks.
+
+        Locals: ``b3`` the value at position 3 of the block, ``p3`` the one carried in
+        from the previous block; ``d3`` the gradient of ``b3`` and ``n3`` the gradient
+        the block passes back for ``p3``. Gradients of nodes before the loop (``g5``)
+        gather every block's share.
+        """
+        order, s = self.order, loop.start
+        keys = {"local": "d", "carry": "n", "fixed": "g"}
+        carried = sorted({x for refs in loop.refs if refs for kind, x in refs
+                          if kind == "carry"})
+        fixed = {f"g{x}" for refs in loop.refs if refs for kind, x in refs
+                 if kind == "fixed"}
+        # The gradients a block passes back decide which arrive at the next one: settle
+        # on the positions that get one whenever they give one.
+        for _ in range(len(carried) + 1):
+            body: list[str] = []
+            name = {f"d{r}": f"d{r}" for r in carried}
+            name.update((k, k) for k in fixed)
+            touched: set[str] = set()
+            for j in reversed(range(loop.period)):
+                i, refs = s + j, loop.refs[j]
+                gi = name.get(f"d{j}")
+                if refs is None or i not in active or gi is None:
+                    continue
+                node = order[i]
+                assert isinstance(node, Operator)
+                self._emit_rules(body.append, node, want[i], gi,
+                                 [self._ref_val(loop, r, val) for r in refs], f"b{j}",
+                                 [f"{keys[kind]}{x}" for kind, x in refs], name, touched)
+            passed = [r for r in carried if f"n{r}" in name]
+            if passed == carried:
+                break
+            carried = passed
+        else:
+            return None
+        if carried:
+            body.append(f"{', '.join(f'd{r}' for r in carried)}, = "
+                        f"{', '.join(name[f'n{r}'] for r in carried)},")
+        saved = sorted(set(_LOOP_VALUE.findall("\n".join(body))))
+        return _LoopCode(body, carried, sorted(touched & fixed), saved)
+
+    def _loop_forward(self, loop: Loop, src: list[str], val: list[str], code: _LoopCode,
+                      lines: dict[int, int]) -> None:
+        """The forward loop over the blocks, keeping what each block's backward reads;
+        afterwards the last block's values are what follows the loop reads. ``lines``
+        gets the block position each of the loop's op lines computes."""
+        order, s, p, e = self.order, loop.start, loop.period, loop.end
+        carried = sorted({x for refs in loop.refs if refs for kind, x in refs
+                          if kind == "carry"})
+        out = src.append
+        if carried:
+            out(f"    {', '.join(f'p{r}' for r in carried)}, = "
+                f"{', '.join(val[s - p + r] for r in carried)},")
+        if code.saved:
+            out("    _S = []")
+            out("    _a = _S.append")
+        out(f"    for _k in range({loop.reps}):")
+        for j, refs in enumerate(loop.refs):
+            node = order[s + j]
+            if refs is None:
+                continue
+            assert isinstance(node, Operator)
+            expr, _ = self._forward_expr(s + j, node, [self._ref_val(loop, r, val) for r in refs])
+            lines[len(src) + 1] = j
+            out(f"        b{j} = {expr}")
+        if code.saved:
+            out(f"        _a(({', '.join(code.saved)},))")
+        if carried:
+            out(f"        {', '.join(f'p{r}' for r in carried)}, = "
+                f"{', '.join(f'b{r}' for r in carried)},")
+        outputs = {self.slot[o] for o in self.outputs}
+        for j, refs in enumerate(loop.refs):
+            i = e - p + j
+            if refs is not None:
+                val[i] = f"b{j}"
+                if i in outputs:  # the backward loop reuses the name
+                    out(f"    v{i} = b{j}")
+                    val[i] = f"v{i}"
+
+    def _loop_gradients(self, loop: Loop, emit: Callable[[str], None], name: dict[str, str],
+                        code: _LoopCode) -> bool:
+        """The backward loop, from the gradients of the last block's values to those of
+        the nodes before the loop; False when those reaching the last block are not the
+        ones each block passes back (the caller then writes the last block out)."""
+        s, p, last = loop.start, loop.period, loop.end - loop.period
+        fed = [j for j in range(p) if f"g{last + j}" in name]
+        if fed != code.carried:
+            return False
+        if fed:
+            emit(f"{', '.join(f'd{r}' for r in fed)}, = "
+                 f"{', '.join(name[f'g{last + r}'] for r in fed)},")
+        for key in code.fixed:
+            prev = name.get(key)
+            if prev is None:
+                emit(f"{key} = 0.0")
+            elif prev != key:
+                emit(f"{key} = {prev}")
+            name[key] = key
+        if code.saved:
+            emit(f"for {', '.join(code.saved)}, in reversed(_S):")
+        else:
+            emit(f"for _ in range({loop.reps}):")
+        for line in code.body or ["pass"]:
+            emit("    " + line)
+        for r in code.carried:
+            key = f"g{s - p + r}"
+            prev = name.get(key)
+            if prev is None:
+                name[key] = f"d{r}"
+                continue
+            emit(f"{key} += d{r}" if prev == key else f"{key} = {prev} + d{r}")
+            name[key] = key
+        return True
 
 
 def plan_size(plan: Plan) -> int:

@@ -1,0 +1,261 @@
+"""Graphs that repeat a block compile to a loop over it, with the same values and gradients."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+import autodag as ad
+from autodag import program
+from autodag.rolling import find_loop
+
+from .fd import numeric_grads
+
+
+@pytest.fixture
+def roll_small(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Let small graphs roll, so tests stay small."""
+    monkeypatch.setattr(program, "ROLL_MIN_NODES", 1)
+    yield
+
+
+def _chain(steps: int) -> tuple[Any, list[Any]]:
+    with ad.Graph():
+        x0, a, b = (ad.Placeholder(name=s) for s in ("x0", "a", "b"))
+        x: Any = x0
+        for _ in range(steps):
+            x = (x * a + b) / (1 + x**2)
+    return x, [x0, a, b]
+
+
+def _chain_reference(x0: float, a: float, b: float, steps: int) -> tuple[float, list[float]]:
+    """The chain and its gradients, derived by hand."""
+    xs, x = [], x0
+    for _ in range(steps):
+        xs.append(x)
+        x = (x * a + b) / (1 + x**2)
+    gx, ga, gb = 1.0, 0.0, 0.0
+    for xi in reversed(xs):
+        num, den = xi * a + b, 1 + xi**2
+        ga += gx / den * xi
+        gb += gx / den
+        gx = gx / den * a - gx * num / den**2 * 2 * xi
+    return x, [gx, ga, gb]
+
+
+def test_a_long_chain_compiles_to_a_loop_with_hand_derived_gradients() -> None:
+    out, leaves = _chain(300)  # 2,100 nodes: rolled at the default threshold
+    prog = ad.compile(out, wrt=leaves, inputs=leaves)
+    scalar = prog.source.split("\ndef ")[0]  # the scalar function comes first
+    assert "for _k in range(" in scalar
+    assert scalar.count("\n") < 100  # not one line per op
+    for args in [(0.5, 0.9, 0.1), (-1.2, 1.1, -0.3), (0.0, 0.5, 2.0)]:
+        value, grads = prog(*args)
+        ref_v, ref_g = _chain_reference(*args, steps=300)
+        assert value == pytest.approx(ref_v, rel=1e-12)
+        assert grads == pytest.approx(ref_g, rel=1e-9, abs=1e-12)
+        assert all(type(g) is float for g in grads)
+
+
+def test_short_chains_stay_straight_line_at_the_default_threshold() -> None:
+    out, leaves = _chain(10)
+    prog = ad.compile(out, wrt=leaves, inputs=leaves)
+    assert "for _k" not in prog.source
+
+
+def _rolled_and_unrolled(build: Callable[[], tuple[Any, list[Any], list[Any]]],
+                         monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Any]:
+    monkeypatch.setattr(program, "ROLL_MIN_NODES", 1)
+    out, wrt, inputs = build()
+    rolled = ad.compile(out, wrt=wrt, inputs=inputs)
+    monkeypatch.setattr(program, "ROLL_MIN_NODES", 10**9)
+    out, wrt, inputs = build()
+    unrolled = ad.compile(out, wrt=wrt, inputs=inputs)
+    assert "for _k in range(" in rolled.source and "for _k" not in unrolled.source
+    return rolled, unrolled
+
+
+def test_loop_between_different_code_and_gradient_of_an_earlier_intermediate(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    steps = 12
+
+    def f(x: Any, a: Any, b: Any, t: Any) -> Any:
+        h = x * x + a
+        for _ in range(steps):
+            h = h * a - b / (1 + h * h)
+        return (h - t) ** 2 + h * a
+
+    def build() -> tuple[Any, list[Any], list[Any]]:
+        with ad.Graph():
+            x, a, b, t = (ad.Placeholder(name=s) for s in "xabt")
+            h0 = x * x + a
+            h = h0
+            for _ in range(steps):
+                h = h * a - b / (1 + h * h)
+            loss = (h - t) ** 2 + h * a
+        return loss, [x, a, b, t, h0], [x, a, b, t]
+
+    rolled, unrolled = _rolled_and_unrolled(build, monkeypatch)
+    args = [0.3, 0.8, 0.2, 0.5]
+    value, grads = rolled(*args)
+    assert value == pytest.approx(f(*args), rel=1e-12)
+    ref = numeric_grads(f, args)
+    assert grads[:4] == pytest.approx([float(r) for r in ref], rel=1e-6, abs=1e-8)
+
+    def from_h0(h0: Any, a: Any, b: Any, t: Any) -> Any:
+        h = h0
+        for _ in range(steps):
+            h = h * a - b / (1 + h * h)
+        return (h - t) ** 2 + h * a
+
+    ref_h0 = numeric_grads(from_h0, [args[0] ** 2 + args[1], *args[1:]])[0]
+    assert grads[4] == pytest.approx(float(ref_h0), rel=1e-6)
+    assert unrolled(*args) == (value, grads)
+
+
+def test_gradient_of_a_node_inside_the_repetitions_cuts_the_loop_there(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def build() -> tuple[Any, list[Any], list[Any]]:
+        with ad.Graph():
+            x, a = ad.Placeholder(name="x"), ad.Placeholder(name="a")
+            h, mids = x, []
+            for _ in range(30):
+                h = h * a + 1 / (1 + h * h)
+                mids.append(h)
+        return h, [x, a, mids[20]], [x, a]
+
+    rolled, unrolled = _rolled_and_unrolled(build, monkeypatch)
+
+    def tail(h: Any, a: Any) -> Any:
+        for _ in range(9):
+            h = h * a + 1 / (1 + h * h)
+        return h
+
+    value, grads = rolled(0.4, 0.9)
+    h20 = _run(0.4, 0.9, 21)
+    assert value == pytest.approx(tail(h20, 0.9), rel=1e-12)
+    ref = numeric_grads(lambda x, a: _run(x, a, 30), [0.4, 0.9])
+    assert grads[:2] == pytest.approx([float(r) for r in ref], rel=1e-6)
+    assert grads[2] == pytest.approx(float(numeric_grads(tail, [h20, 0.9])[0]), rel=1e-6)
+    assert unrolled(0.4, 0.9) == (value, grads)
+
+
+def _run(x: Any, a: Any, steps: int) -> Any:
+    h = x
+    for _ in range(steps):
+        h = h * a + 1 / (1 + h * h)
+    return h
+
+
+def _recurrence(rng: np.random.Generator) -> Callable[..., Any]:
+    """A random recurrence of two or three states over invariants a and b: one block
+    of random ops, repeated."""
+    n_states = int(rng.integers(2, 4))
+    ops = []
+    for k in range(n_states + int(rng.integers(0, 3))):
+        # The first operand a state or an earlier op's value: every op is in the loop.
+        first = [*range(n_states), *range(n_states + 2, n_states + 2 + k)]
+        ops.append((int(rng.integers(0, 5)), int(rng.choice(first)),
+                    int(rng.integers(0, n_states + 2 + k))))
+    # The new states: the last ops' values, in a random order.
+    outs = [int(v) for v in rng.permutation(np.arange(len(ops) - n_states, len(ops)))
+            + n_states + 2]
+    reps = int(rng.integers(8, 13))
+
+    def block(vals: list[Any]) -> list[Any]:
+        for kind, i, j in ops:
+            u, v = vals[i], vals[j]
+            vals.append([u + v, u * v, u - v, u / (1 + v * v), -u + 0.5][kind])
+        return vals
+
+    def f(*xs: Any) -> Any:
+        states, (a, b) = list(xs[:n_states]), xs[n_states:]
+        for _ in range(reps):
+            vals = block([*states, a, b])
+            states = [vals[o] for o in outs]
+        total = states[0]
+        for s in states[1:]:
+            total = total + s * 0.5
+        return total
+
+    f.n_inputs = n_states + 2  # type: ignore[attr-defined]
+    return f
+
+
+def test_random_recurrences_match_finite_differences(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(program, "ROLL_MIN_NODES", 1)
+    rolled = 0
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        f = _recurrence(rng)
+        n = f.n_inputs  # type: ignore[attr-defined]
+        args = [float(v) for v in rng.uniform(-0.6, 0.6, n)]
+        with ad.Graph():
+            leaves = [ad.Placeholder(name=f"x{k}") for k in range(n)]
+            out = f(*leaves)
+        if not isinstance(out, ad.Operator):
+            continue  # the output does not depend on the loop
+        prog = ad.compile(out, wrt=leaves, inputs=leaves)
+        rolled += "for _k in range(" in prog.source
+        value, grads = prog(*args)
+        assert value == pytest.approx(f(*args), rel=1e-12, abs=1e-12), seed
+        ref = [float(r) for r in numeric_grads(f, args)]
+        assert grads == pytest.approx(ref, rel=1e-5, abs=1e-7), seed
+    assert rolled >= 24  # most random blocks do roll: the test covers the loop
+
+
+def test_values_leaving_python_numbers_in_the_loop_get_numpy_answers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def build() -> tuple[Any, list[Any], list[Any]]:
+        with ad.Graph():
+            x, a = ad.Placeholder(name="x"), ad.Placeholder(name="a")
+            h = x
+            for _ in range(6):
+                h = (h * a) ** 0.5 - 1.0
+        return h, [x, a], [x, a]
+
+    rolled, unrolled = _rolled_and_unrolled(build, monkeypatch)
+    value, grads = rolled(1e12, 1.0)
+    assert type(value) is float and np.isfinite([value, *grads]).all()
+    assert (value, grads) == unrolled(1e12, 1.0)
+    # A negative base to the power 0.5: NumPy's nan, which leaves Python numbers.
+    with np.errstate(invalid="ignore"):
+        v1, g1 = rolled(0.5, 1.0)
+        v2, g2 = unrolled(0.5, 1.0)
+    got = np.array([v1, *g1], dtype=float)
+    np.testing.assert_array_equal(got, np.array([v2, *g2], dtype=float))
+    assert np.isnan(got).all()
+
+
+def test_forward_errors_in_the_loop_name_the_failing_repetition(roll_small: None) -> None:
+    with ad.Graph():
+        x = ad.Placeholder(name="x")
+        h = x
+        powers = []
+        for _ in range(6):
+            h = h**2.0 + 1.0
+            powers.append(h.inputs[0])
+    prog = ad.compile(h, wrt=[x], inputs=[x])
+    assert "for _k in range(" in prog.source
+    # 1e40 squared is 1e80, then 1e160; squaring that overflows Python's float power.
+    with pytest.raises(ad.OpExecutionError) as info:
+        prog(1e40)
+    assert repr(powers[2].name) in str(info.value) and "'power'" in str(info.value)
+
+
+def test_find_loop_reports_the_repeated_block() -> None:
+    out, _ = _chain(40)
+    order = ad.topological_sort(out)
+    slot = {n: i for i, n in enumerate(order)}
+    loop = find_loop(order, slot, 1)
+    assert loop is not None
+    # Each step is mul, add, power, add, divide and two constants: seven nodes.
+    assert loop.period == 7 and loop.reps >= 38
+    kinds = {kind for refs in loop.refs if refs for kind, _ in refs}
+    assert kinds == {"local", "carry", "fixed"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import operator
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -91,3 +92,21 @@ def test_nodes_are_not_iterable() -> None:
         x = ad.Variable(np.ones(3), name="x")
     with pytest.raises(TypeError, match="not iterable"):
         list(x)
+
+
+def test_operators_on_numbers_build_what_the_op_functions_build() -> None:
+    # `x * 2.0` takes a shortcut past make_operator: the same nodes, names and sites.
+    with ad.Graph() as g1:
+        x = ad.Placeholder(name="x")
+        a, line = 2 * x + 1.5, sys._getframe().f_lineno
+    with ad.Graph() as g2:
+        y = ad.Placeholder(name="x")
+        b = ad.ops.add(ad.ops.multiply(2, y), 1.5)
+    assert [n.name for n in g1.nodes] == [n.name for n in g2.nodes]
+    assert [type(n) for n in g1.nodes] == [type(n) for n in g2.nodes]
+    consts = list(g1.constants)
+    assert [c.value for c in consts] == [2, 1.5] and type(consts[0].value) is int
+    assert all(n.site == (__file__, line) for n in g1.nodes if n is not x)
+    assert a.inputs[0].inputs[1] is x and a.graph is g1 and b.graph is g2
+    assert ad.evaluate(a, {x: 3.0}) == ad.evaluate(b, {y: 3.0}) == 7.5
+    assert g1.version == len(g1.nodes) == 5

@@ -72,6 +72,16 @@ class Graph:
             self._counts[prefix] = n + 1
         return f"{prefix}/{n}"
 
+    def adopt(self, node: Node, kind: NodeSet[Any], prefix: str) -> None:
+        """Name ``node`` from the counter for ``prefix`` and add it, under one lock."""
+        with self._lock:
+            n = self._counts.get(prefix, 0)
+            self._counts[prefix] = n + 1
+            node.name = f"{prefix}/{n}"
+            kind.add(node)
+            self.nodes.append(node)
+            self.version += 1
+
     def _add(self, node: Node, kind: NodeSet[Any]) -> None:
         with self._lock:
             kind.add(node)

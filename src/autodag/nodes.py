@@ -5,12 +5,12 @@ from __future__ import annotations
 import sys
 from collections.abc import Mapping, Sequence
 from types import CodeType, FrameType
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import numpy as np
 
 from .errors import GraphMismatchError
-from .graph import Graph, active_graph, get_default_graph
+from .graph import Graph, NodeSet, active_graph, get_default_graph
 
 if TYPE_CHECKING:
     from .opdef import OpDef
@@ -435,6 +435,50 @@ def _is_operand(x: Any) -> bool:
 
 
 def _binary(op_name: str, a: Any, b: Any) -> Any:
+    ta, tb = a.__class__, b.__class__
+    if ta in _PLAIN_OPERANDS and tb in _PLAIN_OPERANDS:
+        registered = _registry().get(op_name)
+        op = registered.opdef
+        if op.arity == 2 and not op.attributes:
+            return _plain_binary(registered, a, b)
     if not (_is_operand(a) and _is_operand(b)):
         return NotImplemented
     return _call(op_name, (a, b), {})
+
+
+def _plain_binary(registered: RegisteredOp, a: Any, b: Any) -> Operator:
+    """``make_operator`` for two nodes or Python numbers and an op without attributes,
+    which needs none of its checks: what graphs built by loops are made of. One frame
+    walk gives the creation site of the op and its constants."""
+    op = registered.opdef
+    graph = _graph_for((a, b), op.name)
+    site = _site()
+    if a.__class__ is float or a.__class__ is int:
+        a = _adopt(_bare_constant(a), graph, graph.constants, "Const", site)
+    if b.__class__ is float or b.__class__ is int:
+        b = _adopt(_bare_constant(b), graph, graph.constants, "Const", site)
+    node = object.__new__(Operator)
+    node.op, node.plugin, node.inputs, node.attrs = op, registered.plugin, (a, b), {}
+    node._value = None
+    return _adopt(node, graph, graph.operators, op.prefix, site)
+
+
+def _bare_constant(value: float) -> Constant:
+    c = object.__new__(Constant)
+    c._value = value
+    return c
+
+
+_N = TypeVar("_N", bound=Node)
+
+
+def _adopt(node: _N, graph: Graph, kind: NodeSet[Any], prefix: str,
+           site: tuple[str, int] | None) -> _N:
+    """What ``Node.__init__`` does, for a node made without it."""
+    node.graph, node.gradient, node.site = graph, None, site
+    graph.adopt(node, kind, prefix)
+    return node
+
+
+#: Operands ``_plain_binary`` takes (bool, a subclass of int, is not among them).
+_PLAIN_OPERANDS: Final = frozenset({float, int, Variable, Constant, Placeholder, Operator})

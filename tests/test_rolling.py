@@ -10,7 +10,7 @@ import pytest
 
 import autodag as ad
 from autodag import program
-from autodag.rolling import find_loop
+from autodag.rolling import codes, find_loop
 
 from .fd import numeric_grads
 
@@ -253,7 +253,8 @@ def test_find_loop_reports_the_repeated_block() -> None:
     out, _ = _chain(40)
     order = ad.topological_sort(out)
     slot = {n: i for i, n in enumerate(order)}
-    loop = find_loop(order, slot, 1)
+    ins = [[slot[x] for x in n.inputs] if isinstance(n, ad.Operator) else None for n in order]
+    loop = find_loop(order, slot, codes(order, ins), 1)
     assert loop is not None
     # Each step is mul, add, power, add, divide and two constants: seven nodes.
     assert loop.period == 7 and loop.reps >= 38

@@ -44,7 +44,7 @@ from .execute import PlanBase, forward_error
 from .execute import reduce_grad as _red
 from .nodes import Constant, Node, Operator
 from .opdef import OpDef
-from .rolling import MIN_REPS, Loop, Ref, find_loop, limit, uniform
+from .rolling import MIN_REPS, Loop, Ref, codes, find_loop, limit, uniform
 
 __all__ = ["Plan"]
 
@@ -358,6 +358,7 @@ class Plan(PlanBase):
             "_errstate": _errstate, "_shape_token": _shape_token, "_PYR": _PY_REAL,
         }
         self._line_node: dict[int, int] = {}
+        self._ins: list[list[int] | None] | None = None
         self._tpls: dict[OpDef, tuple[_Tpl | None, tuple[_Tpl | None, ...]]] = {}
         self._codes: dict[tuple[OpDef, tuple[bool, ...]], _Written] = {}
         self._lock = threading.Lock()
@@ -491,12 +492,19 @@ class Plan(PlanBase):
         return f"f{i}({call})", False
 
     # --- analysis ---------------------------------------------------------------------
+    def _input_slots(self) -> list[list[int] | None]:
+        """Per node, the slots of its inputs (None for a leaf or constant)."""
+        if self._ins is None:
+            slot = self.slot
+            self._ins = [[slot[x] for x in node.inputs] if isinstance(node, Operator)
+                         else None for node in self.order]
+        return self._ins
+
     def _backward_nodes(self) -> tuple[set[int], dict[int, list[bool]]]:
         """Slots of the ops the backward pass visits, and which inputs each one feeds."""
         assert self.wrt is not None
         slot, order = self.slot, self.order
-        inputs = [[slot[x] for x in node.inputs] if isinstance(node, Operator) else None
-                  for node in order]
+        inputs = self._input_slots()
         needed = [False] * len(order)
         for node in self.wrt:
             if node in slot:
@@ -999,10 +1007,16 @@ class Plan(PlanBase):
         """The longest block the graph repeats and the backward pass treats alike in
         every repetition, when it is worth a loop."""
         order, slot = self.order, self.slot
-        loop = find_loop(order, slot, ROLL_MIN_NODES)
+        if len(order) < ROLL_MIN_NODES:
+            return None
+        loop = find_loop(order, slot, codes(order, self._input_slots()), ROLL_MIN_NODES)
         if loop is None:
             return None
-        signature = [(i in active, tuple(want.get(i, ()))) for i in range(len(order))]
+        # What the backward pass does with each node: nothing, or which inputs it feeds.
+        kinds: dict[tuple[bool, ...], int] = {}
+        signature = np.zeros(len(order), np.int64)
+        for i, w in want.items():
+            signature[i] = kinds.setdefault(tuple(w), len(kinds) + 1)
         loop = uniform(loop, signature)
         if loop is None:
             return None

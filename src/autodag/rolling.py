@@ -14,13 +14,16 @@ the loop), or an equal Python-number constant.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Any, Final, Literal
+
+import numpy as np
 
 from .nodes import Constant, Node, Operator
 
-__all__ = ["Loop", "Ref", "find_loop", "limit", "uniform"]
+__all__ = ["Codes", "Loop", "Ref", "codes", "find_loop", "limit", "uniform"]
 
 #: How an input of a block's op is found in every repetition: ``("local", j)`` the
 #: value at position ``j`` of the same block; ``("carry", j)`` the value at position
@@ -54,70 +57,94 @@ class Loop:
         return self.start + self.period * self.reps
 
 
-def _equal_constants(a: Node, b: Node) -> bool:
-    if a.__class__ is not Constant or b.__class__ is not Constant:
-        return False
-    va, vb = a._value, b._value
-    return (va.__class__ is int or va.__class__ is float) and va.__class__ is vb.__class__ \
-        and bool(va == vb)
+def _constant_key(value: object, i: int) -> object:
+    """Equal for constants a loop may read as one: Python numbers of one type and value
+    (and sign: -0.0 is not 0.0 to a division); every other constant its own."""
+    if value.__class__ is int:
+        return (int, value)
+    if value.__class__ is float and value == value:
+        return (float, value, math.copysign(1.0, value))
+    return ("node", i)
 
 
-def _same_attrs(a: Operator, b: Operator) -> bool:
-    if a.attrs is b.attrs or (not a.attrs and not b.attrs):
-        return True
+def _op_key(node: Operator, i: int) -> object:
+    """Equal for ops that compute alike: the same op, input count and attributes."""
+    if not node.attrs:
+        return (node.op, len(node.inputs))
     try:
-        return bool(a.attrs == b.attrs)
-    except (TypeError, ValueError):  # arrays among the attributes: do not compare
-        return False
+        key = (node.op, len(node.inputs), tuple(sorted(node.attrs.items())))
+        hash(key)
+    except TypeError:  # arrays among the attributes: do not compare
+        return ("node", i)
+    return key
 
 
-def _relation(order: Sequence[Node], slot: Mapping[Node, int], i: int,
-              period: int) -> tuple[int, ...] | None:
-    """How node ``i + period`` repeats node ``i``: per input, shifted by the period,
-    the same node or an equal constant; None when it does not."""
-    a, b = order[i], order[i + period]
-    if a.__class__ is not Operator:
-        return () if _equal_constants(a, b) else None
-    if b.__class__ is not Operator:
-        return None
-    assert isinstance(a, Operator) and isinstance(b, Operator)
-    if a.op is not b.op or len(a.inputs) != len(b.inputs) or not _same_attrs(a, b):
-        return None
-    rel = []
-    for x, y in zip(a.inputs, b.inputs, strict=True):
-        if x.__class__ is Constant:
-            # A constant is always read from the namespace, never carried.
-            if not _equal_constants(x, y):
-                return None
-            rel.append(_CONST)
-        elif x is y:
-            rel.append(_SAME)
-        elif slot[y] - slot[x] == period:
-            rel.append(_SHIFT)
+@dataclass(frozen=True)
+class Codes:
+    """The graph as arrays: per node a code equal for nodes that may repeat each other,
+    whether it is a constant, and its input slots (-1 where it has fewer)."""
+
+    code: np.ndarray[Any, np.dtype[np.int64]]
+    const: np.ndarray[Any, np.dtype[np.bool_]]
+    inputs: np.ndarray[Any, np.dtype[np.int64]]
+
+
+def codes(order: Sequence[Node], inputs: Sequence[Sequence[int] | None]) -> Codes:
+    """``Codes`` of a topological order, given each op's input slots."""
+    ids: dict[object, int] = {}
+    code: list[int] = []
+    const: list[bool] = []
+    width = max((len(x) for x in inputs if x is not None), default=0) or 1
+    rows: list[Sequence[int]] = []
+    pad = [-1] * width
+    for i, node in enumerate(order):
+        ins = inputs[i]
+        cls = node.__class__
+        if cls is Operator:
+            key = _op_key(node, i)  # type: ignore[arg-type]
+        elif cls is Constant:
+            key = _constant_key(node._value, i)
+        else:  # a leaf, or a node of a subclass: never repeats another
+            key = ("node", i)
+        code.append(ids.setdefault(key, len(ids)))
+        const.append(cls is Constant)
+        if ins is None:
+            rows.append(pad)
+        elif len(ins) == width:
+            rows.append(ins)
         else:
-            return None
-    return tuple(rel)
+            rows.append([*ins, *pad[len(ins):]])
+    return Codes(np.array(code, np.int64), np.array(const, bool),
+                 np.array(rows, np.int64).reshape(len(order), width))
 
 
-def _run(order: Sequence[Node], slot: Mapping[Node, int], i0: int,
-         period: int) -> tuple[int, int, dict[int, tuple[int, ...]]] | None:
+def _run(c: Codes, i0: int, period: int) -> tuple[int, int, dict[int, tuple[int, ...]]] | None:
     """The longest stretch ``[lo, hi)`` around ``i0`` of nodes repeated one period
-    later, each position of the block related the same way every time."""
-    n = len(order)
-    pattern: dict[int, tuple[int, ...]] = {}
-
-    def repeats(i: int) -> bool:
-        rel = _relation(order, slot, i, period)
-        return rel is not None and pattern.setdefault(i % period, rel) == rel
-
-    if not repeats(i0):
+    later, each position of the block related the same way every time; and that way,
+    per position: for each input, shifted by the period, the same node or an equal
+    constant."""
+    n = len(c.code)
+    p = period
+    same_kind = c.code[:-p] == c.code[p:]
+    xa, xb = c.inputs[:-p], c.inputs[p:]
+    cin = c.const[xa] & (xa >= 0)
+    same = xa == xb
+    shift = (xb - xa) == p
+    equal_const = c.code[xa] == c.code[xb]
+    ok = same_kind & np.where(cin, equal_const, same | shift).all(axis=1)
+    rel = np.where(cin, _CONST, np.where(same, _SAME, _SHIFT))
+    # Each position relates the same way every time: pairs one period apart agree.
+    agree = np.ones(n - p, bool)
+    agree[:-p] = (rel[:-p] == rel[p:]).all(axis=1) | ~ok[p:]
+    ok &= agree
+    if not ok[i0]:
         return None
-    lo = i0
-    while lo > 0 and repeats(lo - 1):
-        lo -= 1
-    hi = i0 + 1
-    while hi + period < n and repeats(hi):
-        hi += 1
+    bad = np.flatnonzero(~ok)
+    k = int(np.searchsorted(bad, i0))
+    lo = int(bad[k - 1]) + 1 if k > 0 else 0
+    hi = int(bad[k]) if k < len(bad) else n - p
+    pattern = {i % p: tuple(int(r) for r in rel[i][c.inputs[i] >= 0])
+               for i in range(lo, min(lo + p, hi))}
     return lo, hi, pattern
 
 
@@ -176,7 +203,8 @@ def _loop_at(order: Sequence[Node], slot: Mapping[Node, int], lo: int, hi: int,
     return None
 
 
-def find_loop(order: Sequence[Node], slot: Mapping[Node, int], min_nodes: int) -> Loop | None:
+def find_loop(order: Sequence[Node], slot: Mapping[Node, int], c: Codes,
+              min_nodes: int) -> Loop | None:
     """The longest run of a repeated block covering at least ``min_nodes`` nodes, or
     None. Looks around a few anchor nodes, at the previous occurrences of their op."""
     n = len(order)
@@ -184,61 +212,47 @@ def find_loop(order: Sequence[Node], slot: Mapping[Node, int], min_nodes: int) -
         return None
     best: Loop | None = None
     for anchor in (n // 2, n // 3, 2 * n // 3, n // 6, 5 * n // 6):
-        if best is not None and best.start <= anchor < best.end:
+        if (best is not None and best.start <= anchor < best.end) or \
+                order[anchor].__class__ is not Operator:
             continue
-        node = order[anchor]
-        if not isinstance(node, Operator):
-            continue
-        tries = 0
+        lo = max(anchor - _MAX_PERIOD, 0)
+        earlier = np.flatnonzero(c.code[lo:anchor] == c.code[anchor])[::-1][:_TRIES] + lo
         found: list[int] = []
-        for j in range(anchor - 1, max(anchor - _MAX_PERIOD, 0) - 1, -1):
-            other = order[j]
-            if not isinstance(other, Operator) or other.op is not node.op:
-                continue
+        for j in earlier.tolist():
             period = anchor - j
             if period * MIN_REPS > n:
                 break
             if any(period % f == 0 for f in found):
                 continue  # repeats as fewer, larger blocks of a period already found
-            got = _run(order, slot, j, period)
+            got = _run(c, j, period)
             if got is not None:
-                lo, hi, pattern = got
-                loop = _loop_at(order, slot, lo, hi, period, pattern)
+                loop = _loop_at(order, slot, got[0], got[1], period, got[2])
                 if loop is not None:
                     found.append(period)
                     if best is None or loop.period * loop.reps > best.period * best.reps:
                         best = loop
-            tries += 1
-            if tries == _TRIES:
-                break
     if best is None or best.period * best.reps < min_nodes:
         return None
     return best
 
 
-def uniform(loop: Loop, signature: Sequence[object]) -> Loop | None:
+def uniform(loop: Loop, signature: np.ndarray[Any, np.dtype[np.int64]]) -> Loop | None:
     """The longest stretch of ``loop``'s blocks around its middle whose nodes all have
     the same ``signature`` as one period later (what the backward pass does with each:
     a block whose gradients flow differently cannot share the loop)."""
-    p, s = loop.period, loop.start
-
-    def same(k: int) -> bool:  # block k like block k + 1
-        base = s + k * p
-        return all(signature[base + j] == signature[base + p + j] for j in range(p))
-
-    mid = loop.reps // 2
-    lo = mid
-    while lo > 0 and same(lo - 1):
-        lo -= 1
-    hi = mid
-    while hi + 1 < loop.reps and same(hi):
-        hi += 1
-    reps = hi - lo + 1
-    if reps < MIN_REPS:
+    p, s, reps = loop.period, loop.start, loop.reps
+    blocks = signature[s:s + reps * p].reshape(reps, p)
+    same = (blocks[:-1] == blocks[1:]).all(axis=1)  # block k like block k + 1
+    mid = reps // 2
+    differ = np.flatnonzero(~same)
+    k = int(np.searchsorted(differ, mid))
+    lo = int(differ[k - 1]) + 1 if k > 0 else 0
+    hi = int(differ[k]) if k < len(differ) else reps - 1
+    if hi - lo + 1 < MIN_REPS:
         return None
     # References are relative (and fixed nodes precede the first block), so they hold
     # from any later first block: its carried inputs come from the block before it.
-    return Loop(s + lo * p, p, reps, loop.refs)
+    return Loop(s + lo * p, p, hi - lo + 1, loop.refs)
 
 
 def limit(loop: Loop, order: Sequence[Node], slot: Mapping[Node, int],

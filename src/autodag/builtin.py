@@ -73,11 +73,16 @@ def _power(a: Any, b: Any) -> Any:
 
 
 def _broadcast_like(a: Any, like: Any) -> Any:
-    if like.__class__ is np.ndarray and like.size <= 4096 and np.ndim(a) == 0:
+    if like.__class__ is np.ndarray and like.size <= 4096:
         # A scalar gradient spread over a small array (the rule of sum): cheaper made
         # than NumPy's broadcasting machinery, and writeable. A large one stays a
         # broadcast view, which costs no memory and no pass over it.
-        return np.full(like.shape, a)
+        if isinstance(a, np.generic):  # what np.full makes, without its dtype lookup
+            r = np.empty(like.shape, dtype=a.dtype)
+            r.fill(a)
+            return r
+        if np.ndim(a) == 0:
+            return np.full(like.shape, a)
     return np.broadcast_to(a, np.broadcast_shapes(np.shape(a), np.shape(like)))
 
 

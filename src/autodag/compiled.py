@@ -134,6 +134,8 @@ class Program:
             else:
                 assert w in inside and isinstance(w, Constant)
                 self._wrt_value.append((2, w.value))
+        #: Whether two gradients may be one array (a rule's result handed to two inputs).
+        self._may_alias = len(self._wrt_value) > 1
 
     @property
     def source(self) -> str:
@@ -172,13 +174,19 @@ class Program:
         outs, raw = plan.run(get_registry().numeric if plan.uses_xp else None, leaves)
         grads: list[Any] = []
         seen: set[int] | None = None
+        may_alias = self._may_alias
         for (kind, where), g in zip(self._wrt_value, raw, strict=True):
             v = outs[where] if kind == 0 else leaves[where] if kind == 1 else where
-            if g.__class__ is float and v.__class__ is float:
+            gc = g.__class__
+            if gc is float and v.__class__ is float:
                 grads.append(g)
                 continue
-            g = _finish(g, v)
-            if g.__class__ is np.ndarray:
+            if (gc is np.ndarray and v.__class__ is np.ndarray and g.dtype == v.dtype
+                    and g.dtype.kind in "fc"):
+                g = owned(g)  # _finish's common case, without the call
+            else:
+                g = _finish(g, v)
+            if may_alias and g.__class__ is np.ndarray:
                 if seen is None:
                     seen = set()
                 if id(g) in seen:  # one rule's result handed to two inputs

@@ -45,10 +45,19 @@ def _logsumexp(a: Any, axis: Any, keepdims: bool) -> Any:
     x = np.asarray(a)
     if x.dtype.kind not in "fc":
         x = x.astype(np.float64)
-    m = np.max(x, axis=axis, keepdims=True)
-    m = np.where(np.isfinite(m), m, 0)  # all -inf along the axis: log(0) = -inf, no NaN
-    with np.errstate(divide="ignore"):
-        r = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
+    m = x.max(axis=axis, keepdims=True)
+    if np.isfinite(m).all():
+        # The usual case, in as few passes as it takes: x - m <= 0 cannot overflow and
+        # the sum is at least 1 (the maximum's own term), so nothing can warn.
+        t = x - m
+        np.exp(t, out=t)
+        r = t.sum(axis=axis, keepdims=True)
+        np.log(r, out=r)
+        r += m
+    else:
+        m = np.where(np.isfinite(m), m, 0)  # all -inf along the axis: log(0) = -inf, no NaN
+        with np.errstate(divide="ignore"):
+            r = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
     if not keepdims:
         r = np.squeeze(r, axis=axis)
     return r if np.ndim(r) else r[()]
@@ -65,6 +74,11 @@ def _softmax(a: Any, axis: int) -> Any:
     return e / np.sum(e, axis=axis, keepdims=True)
 
 
+def _with_axis(a: Any, ax: int) -> Any:
+    """``np.expand_dims(a, ax)`` for an array and a normalised axis, without its checks."""
+    return a.reshape((*a.shape[:ax], 1, *a.shape[ax:]))
+
+
 def _class_index(y: Any, z: Any, axis: int) -> tuple[Any, int]:
     """Integer labels checked against the logits, with the class axis put back (length 1)."""
     ax = axis % z.ndim
@@ -79,7 +93,7 @@ def _class_index(y: Any, z: Any, axis: int) -> tuple[Any, int]:
             f"softmax_cross_entropy: class indices must be in [0, {n}), got "
             f"{y.min()}..{y.max()}"
         )
-    return np.expand_dims(y, ax), ax
+    return _with_axis(y, ax), ax
 
 
 def _one_hot(index: Any, n: int, ndim: int, ax: int) -> Any:
@@ -124,14 +138,22 @@ def _sce_grad(g: Any, logits: Any, labels: Any, axis: int) -> Any:
     """``g * (softmax(logits) * sum(labels) - labels)``, one softmax and in place."""
     z = _float_logits(logits)
     y = np.asarray(labels)
-    s = _softmax(z, axis)
     if y.dtype.kind in "biu":
+        # g * softmax - g * one_hot: g is folded into the softmax's per-row divisor and
+        # subtracted only where the label is, without a one-hot array to subtract.
         index, ax = _class_index(y, z, axis)
-        s -= _one_hot(index, z.shape[ax], z.ndim, ax)
-    else:
-        probs = _class_probs(y, z, axis)
-        s *= np.sum(probs, axis=axis, keepdims=True)
-        s -= probs
+        ge = _with_axis(np.asarray(g), ax)
+        s = z - z.max(axis=ax, keepdims=True)
+        np.exp(s, out=s)
+        f = ge / s.sum(axis=ax, keepdims=True)
+        s *= f
+        classes = np.arange(z.shape[ax]).reshape((-1,) + (1,) * (z.ndim - ax - 1))
+        np.subtract(s, ge, out=s, where=index == classes)
+        return s
+    s = _softmax(z, axis)
+    probs = _class_probs(y, z, axis)
+    s *= np.sum(probs, axis=axis, keepdims=True)
+    s -= probs
     s *= np.expand_dims(g, axis)
     return s
 

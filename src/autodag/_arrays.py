@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any, Final
 
 import numpy as np
@@ -98,3 +100,20 @@ class quiet_numpy:
             self._inner.__exit__(*exc)
         else:
             _QUIET[0].reset(self._token)  # type: ignore[index]
+
+
+# The same for generated code, as two calls: with NumPy's context variable, C calls.
+if _QUIET is not None:
+    quiet_enter: Callable[[], Any] = functools.partial(_QUIET[0].set, _QUIET[1])
+    quiet_exit: Callable[[Any], Any] = _QUIET[0].reset
+else:
+
+    def quiet_enter() -> Any:
+        """Enter ``quiet_numpy``; hand the result to ``quiet_exit``."""
+        q = quiet_numpy()
+        q.__enter__()
+        return q
+
+    def quiet_exit(q: Any) -> Any:
+        """Leave what ``quiet_enter`` entered."""
+        return q.__exit__(None, None, None)

@@ -38,7 +38,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from ._arrays import grad_dtype, quiet_numpy
+from ._arrays import grad_dtype, quiet_enter, quiet_exit
 from .errors import AutodagError, GradientError, OpExecutionError
 from .execute import PlanBase, forward_error
 from .execute import reduce_grad as _red
@@ -235,7 +235,8 @@ def _param_use(fn: Callable[..., Any], n_inputs: int) -> tuple[bool, list[bool]]
 
 
 #: A float is its own (free) shape token; ``_red`` reads it as shape ().
-_TOKEN: Final = "v{i} if v{i}.__class__ is float else _shape_token(v{i})"
+_TOKEN: Final = ("v{i}.shape if v{i}.__class__ is _nd else "
+                 "v{i} if v{i}.__class__ is float else _shape_token(v{i})")
 
 
 def numpy_floats(values: Sequence[Any]) -> list[Any]:
@@ -282,15 +283,19 @@ def _joint(results: Any, node: Operator) -> Sequence[Any]:
     return results
 
 
+_ONE: Final = np.float64(1.0)
+
+
 def _seed(value: Any) -> Any:
     if value.__class__ is float:
         return 1.0  # stay a Python scalar: the fast path for scalar graphs
+    if value.__class__ is np.float64:
+        return _ONE
     if isinstance(value, np.generic):  # a reduction's result: a NumPy scalar seed
         return grad_dtype(value).type(1)
     return np.ones(np.shape(value), dtype=grad_dtype(value))
 
 
-_errstate = quiet_numpy
 
 
 #: Statements per generated function before a plan is cut into chunks.
@@ -355,7 +360,8 @@ class Plan(PlanBase):
         self.slot = slot
         self._ns: dict[str, Any] = {
             "_red": _red, "_joint": _joint, "_nd": np.ndarray, "_iadd": _iadd, "_seed": _seed,
-            "_errstate": _errstate, "_shape_token": _shape_token, "_PYR": _PY_REAL,
+            "_qenter": quiet_enter, "_qexit": quiet_exit, "_shape_token": _shape_token,
+            "_PYR": _PY_REAL,
         }
         self._line_node: dict[int, int] = {}
         self._ins: list[list[int] | None] | None = None
@@ -674,11 +680,9 @@ class Plan(PlanBase):
                     self._line_node[len(src) + 1] = fw_node[k]
                 src.append("    " + ln)
             if grad_mode:
-                src += ["    if not _fast:", "        _es = _errstate()",
-                        "        _es.__enter__()", "    try:"]
+                src += ["    if not _fast:", "        _es = _qenter()", "    try:"]
                 src += ["        " + ln for ln in bw]
-                src += ["    finally:", "        if not _fast:",
-                        "            _es.__exit__(None, None, None)"]
+                src += ["    finally:", "        if not _fast:", "            _qexit(_es)"]
             src.append("    return _R")
             return "\n".join(src) + "\n"
         fw_chunks = _split(fw)
@@ -704,11 +708,10 @@ class Plan(PlanBase):
         parts += ["def _plan(xp, L):", "    F = {}"]
         parts += [f"    _c{c}(xp, L, F)" for c in range(len(fw_chunks))]
         if grad_mode:
-            parts += ["    _fast = F['_fast']", "    if not _fast:",
-                      "        _es = _errstate()", "        _es.__enter__()", "    try:"]
+            parts += ["    _fast = F['_fast']", "    if not _fast:", "        _es = _qenter()",
+                      "    try:"]
             parts += [f"        _c{c}(xp, L, F)" for c in range(len(fw_chunks), len(chunks))]
-            parts += ["    finally:", "        if not _fast:",
-                      "            _es.__exit__(None, None, None)"]
+            parts += ["    finally:", "        if not _fast:", "            _qexit(_es)"]
         parts.append("    return F['_R']")
         return "\n".join(parts) + "\n"
 
@@ -834,8 +837,8 @@ class Plan(PlanBase):
                 # Nothing to sum for two floats or an array already of the right shape.
                 same = (f"t{k}.__class__ is _nd is {like}.__class__ and t{k}.shape == {like}.shape"
                         if like[0] == "v" else f"t{k}.__class__ is _nd and t{k}.shape == {like}")
-                emit(f"{p2}if (t{k}.__class__ is not float or {like}.__class__ is not float) "
-                     f"and not ({same}):")
+                emit(f"{p2}if not ({same}) "
+                     f"and (t{k}.__class__ is not float or {like}.__class__ is not float):")
                 emit(f"{p2}    t{k} = _red(t{k}, {like}, N{i}, {k})")
                 c = done.get(s, 0)
                 done[s] = c + 1

@@ -48,11 +48,13 @@ def _keepdims_form(xp: Any, g: Any, axis: Any, keepdims: bool) -> Any:
 
 
 # --- forward rules ----------------------------------------------------------------
+_add_reduce: Any = np.add.reduce
+
 # Sum and mean run once per training step on small arrays too, where numpy.sum's
 # argument handling costs more than the addition; ndarray methods do the same reduction.
 def _sum(a: Any, axis: Any, keepdims: bool) -> Any:
     if a.__class__ is np.ndarray:
-        return a.sum(axis=axis, keepdims=keepdims)
+        return _add_reduce(a, axis, None, None, keepdims)  # what ndarray.sum calls
     if axis is None and not keepdims and (a.__class__ is float or a.__class__ is int):
         return a  # a Python scalar is its own sum, and stays a Python scalar
     return np.sum(a, axis=axis, keepdims=keepdims)

@@ -286,6 +286,25 @@ def test_numpy_scalars_in_give_numpy_scalars_out_with_python_float_answers() -> 
     assert [float(g) for g in g32] == pytest.approx(ref_g, rel=1e-6)
 
 
+def test_int_constants_give_numpys_answers_and_dtypes() -> None:
+    # Programs multiply float arrays by an int constant's float twin (faster in NumPy):
+    # values and dtypes stay what NumPy gives with the int, for int arrays too.
+    cases = [(float, np.array([1.5, -2.0], np.float32)), (float, np.array([1.5, -2.0])),
+             (np.int64, np.array([3, -4]))]
+    for dtype, feed in cases:
+        with ad.Graph():
+            p = ad.Placeholder(name="p", dtype=dtype)
+            y = (p * 3 + 1) - 2 * p / 4 + p**2
+        prog = ad.compile(y, wrt=[p], inputs=[p])
+        assert "cf" in prog.source
+        value, (g,) = prog(feed)
+        ref = (feed * 3 + 1) - 2 * feed / 4 + feed**2
+        assert value.dtype == ref.dtype and np.array_equal(value, ref)
+        expect = (3 - 0.5 + 2 * feed).astype(g.dtype)
+        assert g.dtype == (np.float32 if feed.dtype == np.float32 else np.float64)
+        np.testing.assert_array_equal(g, expect)
+
+
 def test_python_arithmetic_errors_fall_back_to_numpy_answers() -> None:
     with ad.Graph():
         x, y = ad.Placeholder(name="x"), ad.Placeholder(name="y")

@@ -54,6 +54,7 @@ _plan_ids = itertools.count()
 _FIELD: Final = re.compile(r"\{(g|out|\d+)\}")
 _FILLED: Final = re.compile(r"\b_t_(g|out|\d+)\b")
 _Q: Final = re.compile(r"\b_q\b")
+_FORMAT_FIELD: Final = re.compile(r"\{(g|out|\d+)\}")
 #: The values a loop's block reads: ``b3`` of the block, ``p3`` carried into it.
 _LOOP_VALUE: Final = re.compile(r"\b[bp]\d+\b")
 #: Nodes from which a scalar function writes a repeated block as a loop.
@@ -78,6 +79,23 @@ class _Tpl:
     def fill(self, args: Sequence[str], g: str = "", out: str = "") -> str:
         """The expression over these local names."""
         return self.fmt.format(*args, g=g, out=out)
+
+
+def _twinned(code: str, pure: bool, vals: Sequence[str], twins: Sequence[str | None],
+             g: str, out: str) -> str:
+    """``code`` filled in, with an int constant as its float twin when the expression's
+    one other operand is a float array at run time: NumPy computes a float array with a
+    Python float about twice as fast as with a Python int, and the result is the same
+    (the constant is exactly a float, and a Python scalar takes the array's dtype)."""
+    fields = set(_FORMAT_FIELD.findall(code)) if pure else set()
+    consts = [f for f in fields if f.isdigit() and twins[int(f)] is not None]
+    if len(fields) == 2 and len(consts) == 1:
+        (other,) = fields - set(consts)
+        k = int(consts[0])
+        o = g if other == "g" else out if other == "out" else vals[int(other)]
+        vals = list(vals)
+        vals[k] = f"({twins[k]} if {o}.__class__ is _nd and {o}.dtype.kind == 'f' else {vals[k]})"
+    return code.format(*vals, g=g, out=out)
 
 
 def _fmt(code: str) -> str:
@@ -478,7 +496,21 @@ class Plan(PlanBase):
         """
         return node.op.inline is not None or node.op.inline_vjps is not None
 
-    def _forward_expr(self, i: int, node: Operator, args: Sequence[str]) -> tuple[str, bool]:
+    def _twins(self, node: Operator) -> list[str | None]:
+        """Per input of ``node``: the name of a float twin of an int constant, or None."""
+        twins: list[str | None] = []
+        for x in node.inputs:
+            v = x.value if isinstance(x, Constant) else None
+            if v.__class__ is int and abs(v) < 2**53:  # exactly a float
+                s = self.slot[x]
+                self._ns[f"cf{s}"] = float(v)
+                twins.append(f"cf{s}")
+            else:
+                twins.append(None)
+        return twins
+
+    def _forward_expr(self, i: int, node: Operator, args: Sequence[str],
+                      twins: Sequence[str | None] | None = None) -> tuple[str, bool]:
         """The expression computing op ``i``, and whether it keeps Python numbers Python.
 
         The rule for leaving Python numbers: an expression of operators (no ``**``) on
@@ -488,6 +520,8 @@ class Plan(PlanBase):
         """
         fwd = self._op_templates(node.op)[0] if not node.attrs else None
         if fwd is not None:
+            if twins is not None:
+                return _twinned(fwd.fmt, fwd.pure, args, twins, "", ""), fwd.pure
             return fwd.fill(args), fwd.pure
         ns = self._ns
         ns[f"f{i}"] = node.op.forward
@@ -648,7 +682,8 @@ class Plan(PlanBase):
                 if i in shape_of:
                     emit(f"s{i} = {_TOKEN.format(i=i)}")
                 continue
-            expr, stays = self._forward_expr(i, node, [f"v{slot[x]}" for x in node.inputs])
+            expr, stays = self._forward_expr(i, node, [f"v{slot[x]}" for x in node.inputs],
+                                             self._twins(node))
             fw_node[len(fw)] = i
             emit(f"v{i} = {expr}")
             if scalar_ok and not stays:
@@ -806,8 +841,11 @@ class Plan(PlanBase):
             if kind == "vjp":
                 w = self._vjp_codes(node.op, want[i])
                 q, codes = w.q, w.codes
+            twins = self._twins(node)
             if q is not None:
-                emit(f"{pad}_q = {q.format(*vals, g=f'g{i}', out=f'v{i}')}")
+                # A shared part of the rules: pure when they all are.
+                expr = _twinned(q, kind == "vjp" and w.all_pure, vals, twins, f"g{i}", f"v{i}")
+                emit(f"{pad}_q = {expr}")
             if kind == "joint":
                 ns[f"b{i}"] = rule
                 emit(f"{pad}t = _joint(b{i}(xp, g{i}, {out_arg}, {', '.join(in_args)}{kw}), "
@@ -823,7 +861,7 @@ class Plan(PlanBase):
                         continue
                     code = codes[k] if k < len(codes) else None
                     if code is not None:
-                        expr = code.format(*vals, g=f"g{i}", out=f"v{i}")
+                        expr = _twinned(code, w.pure[k], vals, twins, f"g{i}", f"v{i}")
                     else:
                         ns[f"r{i}_{k}"] = r
                         expr = f"r{i}_{k}(xp, g{i}, {out_arg}, {', '.join(in_args)}{kw})"

@@ -305,6 +305,24 @@ def test_int_constants_give_numpys_answers_and_dtypes() -> None:
         np.testing.assert_array_equal(g, expect)
 
 
+def test_python_floats_in_give_python_floats_out_on_every_path() -> None:
+    # Floats take a short way through the program; ints, unrelated wrt nodes and
+    # values that leave Python numbers take the long one: the answers agree.
+    with ad.Graph():
+        x, y, u = (ad.Placeholder(name=n) for n in "xyu")
+        c = ad.Constant(2.0, name="c")
+        z = (x * c) ** 0.5 + y
+    prog = ad.compile([z, y], wrt=[x, y, c, u], inputs=[x, y, u])
+    values, grads = prog(2.0, 1.0, 5.0)
+    assert values == [3.0, 1.0] and all(type(v) is float for v in values)
+    assert grads == pytest.approx([0.5, 1.0, 0.5, 0.0])
+    assert all(type(g) is float for g in grads)
+    assert prog(2, 1, 5) == (values, grads)
+    with np.errstate(invalid="ignore"):
+        (v, _), g = prog(-2.0, 1.0, 5.0)  # a negative base to the power 0.5: NumPy's nan
+    assert np.isnan(v) and np.isnan(g[0]) and g[1] == 1.0 and g[3] == 0.0
+
+
 def test_python_arithmetic_errors_fall_back_to_numpy_answers() -> None:
     with ad.Graph():
         x, y = ad.Placeholder(name="x"), ad.Placeholder(name="y")

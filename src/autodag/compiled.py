@@ -136,6 +136,17 @@ class Program:
                 self._wrt_value.append((2, w.value))
         #: Whether two gradients may be one array (a rule's result handed to two inputs).
         self._may_alias = len(self._wrt_value) > 1
+        #: Whether Python floats for the inputs go straight to the plan's scalar function
+        #: and its float gradients straight back: the inputs are the leaves, in order,
+        #: none with a declared dtype or shape, and every wrt node's gradient is a float
+        #: when they are floats.
+        self._direct = (
+            self._plan.has_scalar
+            and [p[0] for p in self._pick] == list(range(len(self.inputs)))
+            and all(p[2] for p in self._pick)
+            and all(kind == 1 or (kind == 2 and where.__class__ is float)
+                    for kind, where in self._wrt_value)
+        )
 
     @property
     def source(self) -> str:
@@ -154,6 +165,16 @@ class Program:
                 f"compiled program takes {len(self.inputs)} input value(s) "
                 f"({', '.join(repr(n.name) for n in self.inputs)}), got {len(values)}"
             )
+        if self._direct:
+            for v in values:
+                if v.__class__ is not float:
+                    break
+            else:
+                outs, raw = self._plan.run(None, values)
+                for g in raw:
+                    if g.__class__ is not float:
+                        return self._pack(outs, raw, values)
+                return (outs[0] if self._single else list(outs[: self._n_out])), list(raw)
         leaves: list[Any] = []
         for j, node, plain, fast in self._pick:
             if j < 0:
@@ -172,6 +193,11 @@ class Program:
                 leaves.append(self._check(node, v))
         plan = self._plan
         outs, raw = plan.run(get_registry().numeric if plan.uses_xp else None, leaves)
+        return self._pack(outs, raw, leaves)
+
+    def _pack(self, outs: Sequence[Any], raw: Sequence[Any],
+              leaves: Sequence[Any]) -> tuple[Any, list[Any]]:
+        """The call's answer: the output values and each wrt node's finished gradient."""
         grads: list[Any] = []
         seen: set[int] | None = None
         may_alias = self._may_alias

@@ -409,6 +409,11 @@ class Plan(PlanBase):
             self.uses_xp = "(xp, " in self.source
 
     @property
+    def has_scalar(self) -> bool:
+        """Whether calls on Python numbers run a terse scalar function."""
+        return self._scalar is not None
+
+    @property
     def source(self) -> str:
         """The generated Python source (the scalar function first, when there is one)."""
         general = self._general_source

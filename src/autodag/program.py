@@ -1038,13 +1038,17 @@ class Plan(PlanBase):
         to the general function, which runs under ``np.errstate``.
         """
         loop = self._scalar_loop(active, want)
-        while loop is not None:
+        if loop is not None:
             src = self._write_scalar(active, want, loop)
             if src is not None:
                 return src
-            # The last block's gradients arrive unlike the others': write it out.
-            loop = None if loop.reps <= MIN_REPS else Loop(
-                loop.start, loop.period, loop.reps - 1, loop.refs)
+            if loop.reps > MIN_REPS:
+                # The last block's gradients arrive unlike the others' (from code after
+                # the loop): write that block out and try once more.
+                shorter = Loop(loop.start, loop.period, loop.reps - 1, loop.refs)
+                src = self._write_scalar(active, want, shorter)
+                if src is not None:
+                    return src
         src = self._write_scalar(active, want, None)
         assert src is not None
         return src

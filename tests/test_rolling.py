@@ -281,3 +281,19 @@ def test_grad_on_a_long_chain_agrees_before_and_after_it_compiles() -> None:
             break
     assert kinds[0] == "Interpreted" and kinds[-1] == "Plan"
     assert ad.evaluate(out, {x0: 0.5, a: 0.9, b: 0.1}) == pytest.approx(ref_v, rel=1e-12)
+
+
+def test_values_only_programs_roll_too_and_take_arrays() -> None:
+    out, leaves = _chain(80)  # 562 nodes: rolled at the default threshold
+    prog = ad.compile(out, inputs=leaves)
+    assert "for _k in range(" in prog.source.split("\ndef ")[0]
+    value, grads = prog(0.5, 0.9, 0.1)
+    assert grads == [] and type(value) is float
+    assert value == pytest.approx(_chain_reference(0.5, 0.9, 0.1, steps=80)[0], rel=1e-12)
+    # Arrays leave Python numbers: the general function gives the same values.
+    xs = np.array([0.5, -1.2])
+    arr, _ = prog(xs, 0.9, 0.1)
+    ref = [_chain_reference(float(v), 0.9, 0.1, steps=80)[0] for v in xs]
+    np.testing.assert_allclose(arr, ref, rtol=1e-12)
+    x0, a, b = leaves
+    assert ad.evaluate(out, {x0: 0.5, a: 0.9, b: 0.1}) == pytest.approx(value, rel=1e-12)

@@ -597,14 +597,17 @@ class Plan(PlanBase):
         keep_bw: set[int] = set()  # values some backward rule reads
         shape_of: set[int] = set()  # values whose shape the backward pass needs
         # Ops that declare templates, on Python numbers: a graph that can stay in Python.
-        python_ops = grad_mode and all(
+        templated = all(
             type(node.value) in _PY_REAL if isinstance(node, Constant)
             else not isinstance(node, Operator) or self._declares_templates(node)
             for node in order
         )
+        python_ops = grad_mode and templated
         if scalar:
-            if not python_ops:
+            if not templated:
                 return None
+            if not grad_mode:
+                return self._scalar_code(active, want)
             # Every rule the backward pass runs must be written out.
             active, want = self._backward_nodes()
             for i in active:
@@ -1028,9 +1031,9 @@ class Plan(PlanBase):
         return local.get(f"b{x}" if kind == "local" else f"v{x}")
 
     def _scalar_code(self, active: set[int], want: dict[int, list[bool]]) -> str:
-        """``_scalar(L)``: both passes for Python numbers, one line per op and per
-        gradient contribution, or a loop over a block the graph repeats; returns None
-        as soon as a value leaves Python numbers.
+        """``_scalar(L)``: both passes (or, without ``wrt``, the values only) for Python
+        numbers, one line per op and per gradient contribution, or a loop over a block
+        the graph repeats; returns None as soon as a value leaves Python numbers.
 
         Every rule is written out from its template and every value a scalar, so no
         gradient is ever None, needs summing to a shape or warns; nothing is freed
@@ -1070,9 +1073,8 @@ class Plan(PlanBase):
         loop = uniform(loop, signature)
         if loop is None:
             return None
-        assert self.wrt is not None
         return limit(loop, order, slot, [slot[o] for o in self.outputs],
-                     [slot[w] for w in self.wrt if w in slot])
+                     [slot[w] for w in self.wrt or () if w in slot])
 
     def _emit_rules(self, emit: Callable[[str], None], node: Operator, want: Sequence[bool],
                     gi: str, vals: Sequence[str], out: str, keys: Sequence[str],
@@ -1117,7 +1119,6 @@ class Plan(PlanBase):
         """The scalar function's source, with ``loop`` written as loops (None when the
         gradients reaching the last block do not match the loop's)."""
         order, slot, ns = self.order, self.slot, self._ns
-        assert self.wrt is not None
         n = len(order)
         s, e = (loop.start, loop.end) if loop is not None else (n, n)
         src = ["def _scalar(L):"]
@@ -1162,6 +1163,11 @@ class Plan(PlanBase):
         # outputs checks every value, at no cost per op.
         emit("if " + " or ".join(f"{val[slot[o]]}.__class__ not in _PYR"
                                 for o in self.outputs) + ": return None")
+        outs = ", ".join(val[slot[o]] for o in self.outputs)
+        if self.wrt is None:  # values only
+            emit(f"return ({outs},), ()")
+            self._scalar_lines, self._loop_lines, self._loop = lines, loop_lines, loop
+            return "\n".join(src) + "\n"
         target = slot[self.outputs[0]]
         emit(f"g{target} = 1.0")
         name = {f"g{target}": f"g{target}"}
@@ -1184,7 +1190,6 @@ class Plan(PlanBase):
                 return None
         for i in sorted((i for i in active if i < s), reverse=True):
             backward(i)
-        outs = ", ".join(val[slot[o]] for o in self.outputs)
         grads = ", ".join(name.get(f"g{slot[w]}", "None") if w in slot else "None"
                           for w in self.wrt)
         emit(f"return ({outs},), ({grads}{',' if grads else ''})")

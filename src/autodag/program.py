@@ -310,7 +310,8 @@ def _seed(value: Any) -> Any:
     if value.__class__ is np.float64:
         return _ONE
     if isinstance(value, np.generic):  # a reduction's result: a NumPy scalar seed
-        return grad_dtype(value).type(1)
+        dt = value.dtype
+        return dt.type(1) if dt.kind in "fc" else np.float64(1.0)
     return np.ones(np.shape(value), dtype=grad_dtype(value))
 
 

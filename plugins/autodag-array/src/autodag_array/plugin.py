@@ -62,6 +62,10 @@ def _sum(a: Any, axis: Any, keepdims: bool) -> Any:
 
 def _mean(a: Any, axis: Any, keepdims: bool) -> Any:
     if a.__class__ is np.ndarray:
+        if axis is None and not keepdims and a.size and (
+                a.dtype == np.float64 or a.dtype == np.float32):
+            # What ndarray.mean computes for these dtypes, without its Python layer.
+            return _add_reduce(a, None) / a.size
         return a.mean(axis=axis, keepdims=keepdims)
     if axis is None and not keepdims and (a.__class__ is float or a.__class__ is int):
         return float(a)

@@ -41,17 +41,27 @@ def _softplus(a: Any) -> Any:
     return r if r.ndim else r[()]
 
 
+def _reduce_kept(ufunc: Any, x: Any, axis: Any) -> Any:
+    """``ufunc.reduce(x, axis, keepdims=True)``. For a batch of short rows (classes
+    along the last axis), through a contiguous transposed copy: NumPy reduces many
+    short rows about four times slower than a few long ones."""
+    if (x.ndim == 2 and axis is not None and axis % 2 == 1 and x.shape[1] <= 64
+            and x.shape[0] >= 32):
+        return ufunc.reduce(np.ascontiguousarray(x.T), axis=0).reshape(-1, 1)
+    return ufunc.reduce(x, axis=axis, keepdims=True)
+
+
 def _logsumexp(a: Any, axis: Any, keepdims: bool) -> Any:
     x = np.asarray(a)
     if x.dtype.kind not in "fc":
         x = x.astype(np.float64)
-    m = x.max(axis=axis, keepdims=True)
+    m = _reduce_kept(np.maximum, x, axis) if x.size else x.max(axis=axis, keepdims=True)
     if np.isfinite(m).all():
         # The usual case, in as few passes as it takes: x - m <= 0 cannot overflow and
         # the sum is at least 1 (the maximum's own term), so nothing can warn.
         t = x - m
         np.exp(t, out=t)
-        r = t.sum(axis=axis, keepdims=True)
+        r = _reduce_kept(np.add, t, axis)
         np.log(r, out=r)
         r += m
     else:
@@ -151,9 +161,9 @@ def _sce_grad(g: Any, logits: Any, labels: Any, axis: int) -> Any:
         # subtracted only where the label is, without a one-hot array to subtract.
         index, ax = _class_index(y, z, axis)
         ge = _with_axis(np.asarray(g), ax)
-        s = z - z.max(axis=ax, keepdims=True)
+        s = z - (_reduce_kept(np.maximum, z, ax) if z.size else z.max(axis=ax, keepdims=True))
         np.exp(s, out=s)
-        f = ge / s.sum(axis=ax, keepdims=True)
+        f = ge / _reduce_kept(np.add, s, ax)
         s *= f
         classes = np.arange(z.shape[ax]).reshape((-1,) + (1,) * (z.ndim - ax - 1))
         np.subtract(s, ge, out=s, where=index == classes)

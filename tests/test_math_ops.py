@@ -101,3 +101,26 @@ def test_clip_bounds_in_either_order_follow_numpy() -> None:
         ga, glo, ghi = ad.grad(z, [va, lo, hi])
     np.testing.assert_array_equal(ga, [0.0, 0.0, 0.0])
     assert float(glo) == 0.0 and float(ghi) == 3.0
+
+
+def test_tanh_gradient_is_g_times_one_minus_out_squared_in_every_dtype() -> None:
+    rng = np.random.default_rng(3)
+    vjps = ad.get_registry().get("tanh").opdef.vjps
+    assert vjps is not None
+    rule: Any = vjps[0]
+    xp = ad.get_registry().numeric
+    out32 = np.tanh(rng.standard_normal((4, 5))).astype(np.float32)
+    cases: list[tuple[Any, Any]] = [
+        (rng.standard_normal((4, 5)).astype(np.float32), out32),  # one new array
+        (rng.standard_normal((4, 5)), out32),  # float64 g: a float64 result
+        (rng.standard_normal((4, 5)), np.tanh(rng.standard_normal((1, 5)))),
+        (0.5, 0.25),
+    ]
+    for g, out in cases:
+        got = rule(xp, g, out, None)
+        ref = np.asarray(g, dtype=np.float64) * (1 - np.asarray(out, dtype=np.float64) ** 2)
+        dtype = np.result_type(g, out)
+        assert np.result_type(got) == dtype
+        single = np.float32 in (np.result_type(g), np.result_type(out))
+        np.testing.assert_allclose(got, ref, rtol=1e-5 if single else 1e-12)
+        assert got is not g and got is not out

@@ -172,3 +172,24 @@ def test_integer_labels_ignore_minus_infinity_logits_of_other_classes() -> None:
         got = ad.evaluate(loss)
     want = [np.log(1 + np.e) - 1.0, np.log(1 + np.exp(-1.5))]  # hand-derived
     np.testing.assert_allclose(got, want)
+
+
+def test_a_batch_of_short_rows_matches_the_hand_derived_loss_and_gradient() -> None:
+    # 64 rows of 10 classes take the reductions through a transposed copy.
+    rng = np.random.default_rng(7)
+    for dtype, tol in [(np.float64, 1e-12), (np.float32, 1e-5)]:
+        z = (3 * rng.standard_normal((64, 10))).astype(dtype)
+        y = rng.integers(0, 10, 64)
+        with ad.Graph():
+            zn = ad.Placeholder(name="z", dtype=dtype)
+            loss = ad.ops.mean(ad.ops.softmax_cross_entropy(zn, y))
+        prog = ad.compile(loss, wrt=[zn], inputs=[zn])
+        value, (g,) = prog(z)
+        z64 = z.astype(np.float64)
+        m = z64.max(axis=1, keepdims=True)
+        p = np.exp(z64 - m) / np.exp(z64 - m).sum(axis=1, keepdims=True)
+        ref_loss = np.mean(-np.log(p[np.arange(64), y]))
+        p[np.arange(64), y] -= 1
+        assert g.dtype == dtype and np.asarray(value).dtype == dtype
+        assert float(value) == pytest.approx(ref_loss, rel=tol)
+        np.testing.assert_allclose(g, p / 64, rtol=tol * 10, atol=tol / 64)

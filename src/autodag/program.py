@@ -98,6 +98,25 @@ def _twinned(code: str, pure: bool, vals: Sequence[str], twins: Sequence[str | N
     return code.format(*vals, g=g, out=out)
 
 
+def _add_to(emit: Callable[[str], None], name: dict[str, str], key: str, expr: str,
+            alias: bool) -> bool:
+    """Add ``expr`` to the gradient ``key`` (``name`` maps each gradient to the local
+    holding it so far); a first contribution that is a bare name is only named when
+    ``alias``, until a second one needs a sum of its own. Whether a line was written."""
+    prev = name.get(key)
+    if prev is None and alias:
+        name[key] = expr
+        return False
+    if prev is None:
+        emit(f"{key} = {expr}")
+    elif prev == key:
+        emit(f"{key} += {expr}")
+    else:
+        emit(f"{key} = {prev} + {expr}")
+    name[key] = key
+    return True
+
+
 def _fmt(code: str) -> str:
     """``code`` as a format string taking the fields (it has no braces of its own: a
     template holds no dict, set or string)."""
@@ -773,6 +792,7 @@ class Plan(PlanBase):
         target = slot[self.outputs[0]]
         # Contributions, in the order the reversed pass makes them: (from op, input k, to).
         contribs: dict[int, list[tuple[int, int]]] = {}
+        edges: list[tuple[int, int, int]] = []  # the same, in that order: (from, k, to)
         visit: list[int] = []  # active ops some rule sends a gradient, latest first
         for i in sorted(active, reverse=True):
             if i != target and i not in contribs:
@@ -785,22 +805,19 @@ class Plan(PlanBase):
                 if not want[i][k] or (kind == "vjp" and rule[k] is None):
                     continue
                 contribs.setdefault(slot[x], []).append((i, k))
+                edges.append((i, k, slot[x]))
         # A gradient is certain (never None at run time) when some contribution to it
         # comes from a certain gradient through a rule that cannot return None.
         certain = {target}
         sure_rule: dict[tuple[int, int], bool] = {}
-        for i in visit:
+        for i, k, s in edges:
             node = order[i]
             assert isinstance(node, Operator)
-            kind, rule, _, _ = rules[i]
-            for k, x in enumerate(node.inputs):
-                if not want[i][k] or (kind == "vjp" and rule[k] is None):
-                    continue
-                sure = (kind == "vjp" and self._vjp_template(node.op, k) is not None
-                        and i in certain)
-                sure_rule[(i, k)] = sure
-                if sure:
-                    certain.add(slot[x])
+            sure = (rules[i][0] == "vjp" and self._vjp_template(node.op, k) is not None
+                    and i in certain)
+            sure_rule[(i, k)] = sure
+            if sure:
+                certain.add(s)
         # Last backward read of each kept value (the reversed pass reads later ops first).
         last_bw: dict[int, int] = {}
         for i in visit:
@@ -1098,20 +1115,10 @@ class Plan(PlanBase):
                 code = f"{code[:first.start()]}(_q := {q}){code[first.end():]}"
                 q = None
             touched.add(key)
-            prev = name.get(key)
-            # A pass-through rule ({g}) makes no copy, it names its op's gradient,
-            # until a second contribution needs a sum of its own.
-            if prev is None and code == "{g}":
-                name[key] = gi
+            # A pass-through rule ({g}) makes no copy: it names its op's gradient.
+            if not _add_to(emit, name, key, code.format(*vals, g=gi, out=out),
+                           alias=code == "{g}"):
                 continue
-            expr = code.format(*vals, g=gi, out=out)
-            if prev is None:
-                emit(f"{key} = {expr}")
-            elif prev == key:
-                emit(f"{key} += {expr}")
-            else:
-                emit(f"{key} = {prev} + {expr}")
-            name[key] = key
             if not w.pure[k]:  # a call may answer in NumPy
                 emit(f"if {key}.__class__ is not float: return None")
 
@@ -1216,8 +1223,7 @@ class Plan(PlanBase):
         """
         order, s = self.order, loop.start
         keys = {"local": "d", "carry": "n", "fixed": "g"}
-        carried = sorted({x for refs in loop.refs if refs for kind, x in refs
-                          if kind == "carry"})
+        carried = loop.carried
         fixed = {f"g{x}" for refs in loop.refs if refs for kind, x in refs
                  if kind == "fixed"}
         # The gradients a block passes back decide which arrive at the next one: settle
@@ -1255,8 +1261,7 @@ class Plan(PlanBase):
         afterwards the last block's values are what follows the loop reads. ``lines``
         gets the block position each of the loop's op lines computes."""
         order, s, p, e = self.order, loop.start, loop.period, loop.end
-        carried = sorted({x for refs in loop.refs if refs for kind, x in refs
-                          if kind == "carry"})
+        carried = loop.carried
         out = src.append
         if carried:
             out(f"    {', '.join(f'p{r}' for r in carried)}, = "
@@ -1313,13 +1318,7 @@ class Plan(PlanBase):
         for line in code.body or ["pass"]:
             emit("    " + line)
         for r in code.carried:
-            key = f"g{s - p + r}"
-            prev = name.get(key)
-            if prev is None:
-                name[key] = f"d{r}"
-                continue
-            emit(f"{key} += d{r}" if prev == key else f"{key} = {prev} + d{r}")
-            name[key] = key
+            _add_to(emit, name, f"g{s - p + r}", f"d{r}", alias=True)
         return True
 
 

@@ -56,6 +56,12 @@ class Loop:
         """The slot after the last block."""
         return self.start + self.period * self.reps
 
+    @property
+    def carried(self) -> list[int]:
+        """Block positions whose values the next block reads, in order."""
+        return sorted({x for refs in self.refs if refs for kind, x in refs
+                       if kind == "carry"})
+
 
 def _constant_key(value: object, i: int) -> object:
     """Equal for constants a loop may read as one: Python numbers of one type and value

@@ -55,7 +55,7 @@ def _logsumexp(a: Any, axis: Any, keepdims: bool) -> Any:
     x = np.asarray(a)
     if x.dtype.kind not in "fc":
         x = x.astype(np.float64)
-    m = _reduce_kept(np.maximum, x, axis) if x.size else x.max(axis=axis, keepdims=True)
+    m = _reduce_kept(np.maximum, x, axis)
     if np.isfinite(m).all():
         # The usual case, in as few passes as it takes: x - m <= 0 cannot overflow and
         # the sum is at least 1 (the maximum's own term), so nothing can warn.
@@ -161,7 +161,7 @@ def _sce_grad(g: Any, logits: Any, labels: Any, axis: int) -> Any:
         # subtracted only where the label is, without a one-hot array to subtract.
         index, ax = _class_index(y, z, axis)
         ge = _with_axis(np.asarray(g), ax)
-        s = z - (_reduce_kept(np.maximum, z, ax) if z.size else z.max(axis=ax, keepdims=True))
+        s = z - _reduce_kept(np.maximum, z, ax)
         np.exp(s, out=s)
         f = ge / _reduce_kept(np.add, s, ax)
         s *= f

@@ -2,7 +2,7 @@
 
 ``python benchmarks/run.py`` (``make bench``) runs the full suite; ``--quick`` gives
 each case a shorter timing budget. Peers (PyTorch, HIPS autograd) run when installed:
-``pip install -e '.[bench]'``.
+``pip install -e '.[bench]'``. ``compare.py`` runs the same cases for two revisions.
 """
 
 from __future__ import annotations
@@ -27,6 +27,60 @@ GOALS = {
     ("W2", "autodag compiled"): 5.0, ("W3", "autodag compiled"): 1.10,
     ("W4-10", "autodag compiled"): 2.0, ("W4-1000000", "autodag compiled"): 1.2,
 }
+
+#: workloads.py cases: label, arguments, whether the BLAS variables are unset.
+WORKLOAD_CASES: list[tuple[str, list[str], bool]] = [
+    ("W1", ["W1"], False),
+    ("W2", ["W2", "--n", "1000"], False),
+    ("W2-10000", ["W2", "--n", "10000"], False),
+    ("W3 f64", ["W3", "--dtype", "float64"], True),
+    ("W3 f32", ["W3", "--dtype", "float32"], True),
+    ("W4-10", ["W4", "--n", "10"], False),
+    ("W4-1000000", ["W4", "--n", "1000000"], False),
+]
+#: compile_cost.py cases: label, arguments.
+COMPILE_CASES: list[tuple[str, list[str]]] = [
+    ("chain-1000", ["chain", "--nodes", "1000"]),
+    ("chain-10000", ["chain", "--nodes", "10000"]),
+    ("chain-40000", ["chain", "--nodes", "40000"]),
+    ("dag-10000", ["dag", "--nodes", "10000"]),
+    ("scalar-1000", ["scalar", "--nodes", "1000"]),
+    ("scalar-10000", ["scalar", "--nodes", "10000"]),
+    ("loop-scalar", ["loop-scalar"]),
+    ("loop-residual", ["loop-residual"]),
+]
+
+
+def budgets(quick: bool) -> tuple[str, str]:
+    """workloads.py's ``--budget`` and ``--repeats`` for a quick or a full run."""
+    return ("1.5", "5") if quick else ("6", "9")
+
+
+def fmt_seconds(t: float | str) -> str:
+    """A time in the unit that suits it; an error string as it is."""
+    if isinstance(t, str):
+        return t
+    if t >= 1.0:
+        return f"{t:.2f} s"
+    if t >= 1e-3:
+        return f"{t * 1e3:.1f} ms"
+    return f"{t * 1e6:.1f} us"
+
+
+def compile_row(label: str, r: dict[str, Any]) -> tuple[str, str | None]:
+    """A compile_cost.py result's row of the RESULTS.md table, and a note if its check
+    failed or a step raised."""
+    times, nodes = r["times"], r["nodes"]
+    first = times["compile + first call"]
+    per = "-" if isinstance(first, str) else f"{first / nodes * 1e6:.1f} us"
+    later = fmt_seconds(times.get("later call", "-"))
+    row = f"| {label} | {nodes} | {fmt_seconds(first)} | {per} | {later} |"
+    note = None
+    if r["check"] != "ok" or r["errors"]:
+        errors = "; ".join(f"{k}: {v}" for k, v in r["errors"].items())
+        note = f"- {label}: check {r['check']}" + (f" ({errors})" if errors else "") + "."
+    return row, note
+
 
 _IMPORT_PROBE = """
 import time
@@ -88,21 +142,12 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="short timing budgets (minutes)")
     p.add_argument("--out", default=str(HERE / "RESULTS.md"))
     args = p.parse_args()
-    budget, repeats = ("1.5", "5") if args.quick else ("6", "9")
+    budget, repeats = budgets(args.quick)
     wl = str(HERE / "workloads.py")
-    cases = [
-        ("W1", ["W1"], False),
-        ("W2", ["W2", "--n", "1000"], False),
-        ("W2-10000", ["W2", "--n", "10000"], False),
-        ("W3 f64", ["W3", "--dtype", "float64"], True),
-        ("W3 f32", ["W3", "--dtype", "float32"], True),
-        ("W4-10", ["W4", "--n", "10"], False),
-        ("W4-1000000", ["W4", "--n", "1000000"], False),
-    ]
     started = time.perf_counter()
     rows: list[str] = []
     notes: list[str] = []
-    for label, cargs, clean in cases:
+    for label, cargs, clean in WORKLOAD_CASES:
         print(f"running {label} ...", file=sys.stderr, flush=True)
         r = _run([wl, *cargs, "--budget", budget, "--repeats", repeats], clean)
         times = r["times"]
@@ -123,6 +168,14 @@ def main() -> None:
             notes.append(f"- {label}: building the {info['ops']}-op graph took "
                          f"{info['build_s']:.2f} s and compiling it {info['compile_s']:.2f} s "
                          f"(together {total:.2f} s; goal for 10,000 ops < 0.5 s).")
+    compile_table: list[str] = []
+    compile_notes: list[str] = []
+    for label, cargs in COMPILE_CASES:
+        print(f"running {label} ...", file=sys.stderr, flush=True)
+        row, note = compile_row(label, _run([str(HERE / "compile_cost.py"), *cargs]))
+        compile_table.append(row)
+        if note:
+            compile_notes.append(note)
     mem_rows = []
     minimum = 0.0
     for impl in ("baseline", "autodag", "torch", "autograd"):
@@ -158,6 +211,20 @@ def main() -> None:
         *rows,
         "",
         *notes,
+        "",
+        "| case | nodes | compile + first call | per node | later call |",
+        "|---|---|---|---|---|",
+        *compile_table,
+        "",
+        "Compile cost (`compile_cost.py`): `ad.compile` plus the program's first call, "
+        "in a fresh process, after building the graph; per node = that over the graph's "
+        "nodes; later call = median of the calls after the second (at least 5, more "
+        "while they take < 0.2 s). chain = `h = tanh(h * 0.9)` on 16 floats; dag = a "
+        "random DAG of elementwise ops on 16 floats (no repeated block); scalar = W2's "
+        "chain on Python floats; loop-scalar = `y = tanh(y*y + 0.5)` 60 times; "
+        "loop-residual = `h = tanh(h * 0.9) + h` 200 times on 16 floats. Each program is "
+        "checked against `ad.evaluate` and `ad.grad`.",
+        *compile_notes,
         "",
         "| case | implementation | working memory | vs theoretical minimum |",
         "|---|---|---|---|",

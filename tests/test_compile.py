@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import autodag as ad
-from autodag import program
+from autodag.compiler import limits
 
 from .fd import numeric_grads
 
@@ -168,7 +168,7 @@ def test_large_plans_are_cut_into_chunks_with_the_same_results(
         return ad.compile(h, wrt=[x, a], inputs=[x, a]), h
 
     whole, _ = build()
-    monkeypatch.setattr(program, "CHUNK", 7)
+    monkeypatch.setattr(limits, "CHUNK", 7)
     chunked, _ = build()
     assert chunked.source.count("def _c") > 5
     xv = np.linspace(-1, 1, 5)

@@ -7,7 +7,9 @@ import pytest
 
 import autodag as ad
 from autodag import execute
-from autodag.program import Plan
+from autodag.compiler import limits
+from autodag.compiler.plan import Plan
+from autodag.interpreter import Interpreted
 
 
 def _plans(g: ad.Graph) -> dict[object, object]:
@@ -21,7 +23,7 @@ def test_plan_is_reused_and_variable_values_are_read_each_call() -> None:
         y = ad.Variable(3.0, name="y")
         z = x * x * y
     assert [float(v) for v in ad.grad(z, [x, y])] == [12.0, 4.0]
-    assert isinstance(_plans(g)[((z,), (x, y))], execute.Interpreted)
+    assert isinstance(_plans(g)[((z,), (x, y))], Interpreted)
     x.value = 5.0
     assert [float(v) for v in ad.grad(z, [x, y])] == [30.0, 25.0]
     plan = _plans(g)[((z,), (x, y))]
@@ -77,7 +79,7 @@ def test_plans_for_many_distinct_requests_stay_bounded() -> None:
     for _ in range(3):
         for k, o in enumerate(outs):
             assert float(ad.grad(o, [x])[0]) == float(k)
-    assert len(_plans(g)) <= execute._MAX_PLANS
+    assert len(_plans(g)) <= limits.MAX_PLANS
     assert len(_plans(g)) == 5
 
 
@@ -85,14 +87,14 @@ def test_large_plans_stay_interpreted_until_compiling_pays_off() -> None:
     with ad.Graph() as g:
         x = ad.Variable(1.0, name="x")
         y = x
-        for _ in range(execute.COMPILE_AT_ONCE):
+        for _ in range(limits.COMPILE_AT_ONCE):
             y = y * 1.0 + 1.0
     for _ in range(3):
         assert float(ad.grad(y, [x])[0]) == 1.0
-        assert ad.evaluate(y) == 1.0 + execute.COMPILE_AT_ONCE
+        assert ad.evaluate(y) == 1.0 + limits.COMPILE_AT_ONCE
     plan = _plans(g)[((y,), (x,))]
-    assert isinstance(plan, execute.Interpreted) and plan.calls == 3
-    plan.spent = len(plan.order) * execute.COMPILE_COST  # as if it had run that long
+    assert isinstance(plan, Interpreted) and plan.calls == 3
+    plan.spent = len(plan.order) * limits.COMPILE_COST  # as if it had run that long
     assert float(ad.grad(y, [x])[0]) == 1.0
     assert isinstance(_plans(g)[((y,), (x,))], Plan)
     assert float(ad.grad(y, [x])[0]) == 1.0

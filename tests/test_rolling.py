@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 import autodag as ad
-from autodag import program
+from autodag.compiler import limits
+from autodag.compiler.plan import Plan
+from autodag.compiler.rolling import codes, find_loop
 from autodag.execute import cached_plan
-from autodag.rolling import codes, find_loop
 
 from .fd import numeric_grads
 
@@ -19,7 +20,8 @@ from .fd import numeric_grads
 @pytest.fixture
 def roll_small(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Let small graphs roll, so tests stay small."""
-    monkeypatch.setattr(program, "ROLL_MIN_NODES", 1)
+    monkeypatch.setattr(limits, "ROLL_MIN_NODES", 1)
+    monkeypatch.setattr(limits, "ROLL_MIN_LOOP", 1)
     yield
 
 
@@ -51,7 +53,7 @@ def test_a_long_chain_compiles_to_a_loop_with_hand_derived_gradients() -> None:
     out, leaves = _chain(300)  # 2,100 nodes: rolled at the default threshold
     prog = ad.compile(out, wrt=leaves, inputs=leaves)
     scalar = prog.source.split("\ndef ")[0]  # the scalar function comes first
-    assert "for _k in range(" in scalar
+    assert "for _k0 in range(" in scalar
     assert scalar.count("\n") < 100  # not one line per op
     for args in [(0.5, 0.9, 0.1), (-1.2, 1.1, -0.3), (0.0, 0.5, 2.0)]:
         value, grads = prog(*args)
@@ -69,13 +71,14 @@ def test_short_chains_stay_straight_line_at_the_default_threshold() -> None:
 
 def _rolled_and_unrolled(build: Callable[[], tuple[Any, list[Any], list[Any]]],
                          monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Any]:
-    monkeypatch.setattr(program, "ROLL_MIN_NODES", 1)
+    monkeypatch.setattr(limits, "ROLL_MIN_NODES", 1)
+    monkeypatch.setattr(limits, "ROLL_MIN_LOOP", 1)
     out, wrt, inputs = build()
     rolled = ad.compile(out, wrt=wrt, inputs=inputs)
-    monkeypatch.setattr(program, "ROLL_MIN_NODES", 10**9)
+    monkeypatch.setattr(limits, "ROLL_MIN_NODES", 10**9)
     out, wrt, inputs = build()
     unrolled = ad.compile(out, wrt=wrt, inputs=inputs)
-    assert "for _k in range(" in rolled.source and "for _k" not in unrolled.source
+    assert "for _k0 in range(" in rolled.source and "for _k" not in unrolled.source
     return rolled, unrolled
 
 
@@ -189,7 +192,7 @@ def _recurrence(rng: np.random.Generator) -> Callable[..., Any]:
 
 
 def test_random_recurrences_match_finite_differences(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(program, "ROLL_MIN_NODES", 1)
+    monkeypatch.setattr(limits, "ROLL_MIN_NODES", 1)
     rolled = 0
     for seed in range(40):
         rng = np.random.default_rng(seed)
@@ -202,7 +205,7 @@ def test_random_recurrences_match_finite_differences(monkeypatch: pytest.MonkeyP
         if not isinstance(out, ad.Operator):
             continue  # the output does not depend on the loop
         prog = ad.compile(out, wrt=leaves, inputs=leaves)
-        rolled += "for _k in range(" in prog.source
+        rolled += "for _k0 in range(" in prog.source
         value, grads = prog(*args)
         assert value == pytest.approx(f(*args), rel=1e-12, abs=1e-12), seed
         ref = [float(r) for r in numeric_grads(f, args)]
@@ -243,7 +246,7 @@ def test_forward_errors_in_the_loop_name_the_failing_repetition(roll_small: None
             h = h**2.0 + 1.0
             powers.append(h.inputs[0])
     prog = ad.compile(h, wrt=[x], inputs=[x])
-    assert "for _k in range(" in prog.source
+    assert "for _k0 in range(" in prog.source
     # 1e40 squared is 1e80, then 1e160; squaring that overflows Python's float power.
     with pytest.raises(ad.OpExecutionError) as info:
         prog(1e40)
@@ -276,8 +279,8 @@ def test_grad_on_a_long_chain_agrees_before_and_after_it_compiles() -> None:
         assert [float(g) for g in grads] == pytest.approx(ref_g, rel=1e-9, abs=1e-12)
         plan = cached_plan((out,), tuple(leaves))
         kinds.append(type(plan).__name__)
-        if isinstance(plan, program.Plan):
-            assert "for _k in range(" in plan.source.split("\ndef ")[0]
+        if isinstance(plan, Plan):
+            assert "for _k0 in range(" in plan.source.split("\ndef ")[0]
             break
     assert kinds[0] == "Interpreted" and kinds[-1] == "Plan"
     assert ad.evaluate(out, {x0: 0.5, a: 0.9, b: 0.1}) == pytest.approx(ref_v, rel=1e-12)
@@ -286,7 +289,7 @@ def test_grad_on_a_long_chain_agrees_before_and_after_it_compiles() -> None:
 def test_values_only_programs_roll_too_and_take_arrays() -> None:
     out, leaves = _chain(80)  # 562 nodes: rolled at the default threshold
     prog = ad.compile(out, inputs=leaves)
-    assert "for _k in range(" in prog.source.split("\ndef ")[0]
+    assert "for _k0 in range(" in prog.source.split("\ndef ")[0]
     value, grads = prog(0.5, 0.9, 0.1)
     assert grads == [] and type(value) is float
     assert value == pytest.approx(_chain_reference(0.5, 0.9, 0.1, steps=80)[0], rel=1e-12)

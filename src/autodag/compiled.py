@@ -3,50 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import Any
 
 import numpy as np
 
-from ._arrays import grad_dtype, owned
+from .compiler.plan import Plan
 from .errors import MissingFeedError
-from .execute import topological_sort
+from .nodeargs import as_nodes
 from .nodes import Constant, Node, Operator, Placeholder, as_value
-from .program import Plan
 from .registry import get_registry
+from .runtime import FROM_CONSTANT, FROM_LEAF, finish_gradients, wrt_sources
+from .traversal import topological_sort
 
 __all__ = ["Program", "compile"]
-
-_PY_SCALAR: Final = (float, int, bool)
-
-
-def _nodes(x: Node | Sequence[Node] | None, what: str) -> tuple[Node, ...]:
-    if x is None:
-        return ()
-    if isinstance(x, Node):
-        return (x,)
-    out = tuple(x)
-    for n in out:
-        if not isinstance(n, Node):
-            raise TypeError(f"{what} must be nodes, got {type(n).__name__}: {n!r:.60}")
-    return out
-
-
-def _finish(g: Any, value: Any) -> Any:
-    """A gradient shaped and typed like ``value``: a float for a Python scalar."""
-    if value.__class__ in _PY_SCALAR:
-        if g is None:
-            return 0.0
-        return g if g.__class__ is float else float(g)
-    if (g.__class__ is np.ndarray and value.__class__ is np.ndarray
-            and g.dtype == value.dtype and g.dtype.kind in "fc"):
-        return owned(g)  # already of the right dtype
-    dt = grad_dtype(value)
-    if isinstance(value, np.generic):  # a NumPy scalar's gradient: a NumPy scalar
-        return dt.type(0 if g is None else g)
-    if g is None:
-        return np.zeros(np.shape(value), dtype=dt)
-    return owned(np.asarray(g, dtype=dt))
-
 
 #: (shape or None for any, dtype or None for any floating dtype) of an array that
 #: ``Placeholder.check_feed`` would return unchanged.
@@ -84,13 +53,13 @@ class Program:
         wrt: Node | Sequence[Node] | None = None,
         inputs: Node | Sequence[Node] | None = None,
     ) -> None:
-        outs = _nodes(outputs, "outputs")
+        outs = tuple(as_nodes(outputs, "outputs"))
         if not outs:
             raise ValueError("compile() needs at least one output node")
         self._single = isinstance(outputs, Node)
         self.outputs = outs
-        self.wrt = _nodes(wrt, "wrt")
-        self.inputs = _nodes(inputs, "inputs")
+        self.wrt = tuple(as_nodes(wrt, "wrt"))
+        self.inputs = tuple(as_nodes(inputs, "inputs"))
         for node in self.inputs:
             if isinstance(node, (Operator, Constant)):
                 raise TypeError(
@@ -121,21 +90,8 @@ class Program:
             else:
                 self._pick.append((-1, node, True, None))
         self._n_out = len(outs)
-        slot_of_leaf = {n: k for k, n in enumerate(self._plan.leaves)}
-        slot_of_out = {n: k for k, n in enumerate(self._plan.outputs)}
         # Where each wrt node's value (for its gradient's shape and dtype) comes from.
-        # (0, output index), (1, leaf index) or (2, the Constant's value).
-        self._wrt_value: list[tuple[int, Any]] = []
-        for w in self.wrt:
-            if w in slot_of_out:
-                self._wrt_value.append((0, slot_of_out[w]))
-            elif w in slot_of_leaf:
-                self._wrt_value.append((1, slot_of_leaf[w]))
-            else:
-                assert w in inside and isinstance(w, Constant)
-                self._wrt_value.append((2, w.value))
-        #: Whether two gradients may be one array (a rule's result handed to two inputs).
-        self._may_alias = len(self._wrt_value) > 1
+        self._wrt_value = wrt_sources(self._plan.outputs, self._plan.leaves, inside, self.wrt)
         #: Whether Python floats for the inputs go straight to the plan's scalar function
         #: and its float gradients straight back: the inputs are the leaves, in order,
         #: none with a declared dtype or shape, and every wrt node's gradient is a float
@@ -144,7 +100,7 @@ class Program:
             self._plan.has_scalar
             and [p[0] for p in self._pick] == list(range(len(self.inputs)))
             and all(p[2] for p in self._pick)
-            and all(kind == 1 or (kind == 2 and where.__class__ is float)
+            and all(kind == FROM_LEAF or (kind == FROM_CONSTANT and where.__class__ is float)
                     for kind, where in self._wrt_value)
         )
 
@@ -198,27 +154,7 @@ class Program:
     def _pack(self, outs: Sequence[Any], raw: Sequence[Any],
               leaves: Sequence[Any]) -> tuple[Any, list[Any]]:
         """The call's answer: the output values and each wrt node's finished gradient."""
-        grads: list[Any] = []
-        seen: set[int] | None = None
-        may_alias = self._may_alias
-        for (kind, where), g in zip(self._wrt_value, raw, strict=True):
-            v = outs[where] if kind == 0 else leaves[where] if kind == 1 else where
-            gc = g.__class__
-            if gc is float and v.__class__ is float:
-                grads.append(g)
-                continue
-            if (gc is np.ndarray and v.__class__ is np.ndarray and g.dtype == v.dtype
-                    and g.dtype.kind in "fc"):
-                g = owned(g)  # _finish's common case, without the call
-            else:
-                g = _finish(g, v)
-            if may_alias and g.__class__ is np.ndarray:
-                if seen is None:
-                    seen = set()
-                if id(g) in seen:  # one rule's result handed to two inputs
-                    g = g.copy()
-                seen.add(id(g))
-            grads.append(g)
+        grads = finish_gradients(self._wrt_value, raw, outs, leaves, scalars=True)
         if self._single:
             return outs[0], grads
         return list(outs[: self._n_out]), grads

@@ -16,8 +16,9 @@ import numpy as np
 from ._arrays import grad_dtype
 from .execute import evaluate, topological_sort
 from .graph import Graph
+from .nodeargs import common_graph, node_list
 from .nodes import Node, Operator, Placeholder, as_value
-from .symbolic import _Builder, _common_graph, _node_list, _seeds
+from .symbolic import _Builder, _seeds
 
 __all__ = ["jvp", "jvp_nodes"]
 
@@ -55,12 +56,12 @@ def jvp_nodes(
     ``tangents`` are nodes (e.g. Placeholders, to evaluate for many directions) or
     values, one per input of that input's shape.
     """
-    outs = _node_list(outputs, "outputs")
-    ins = _node_list(inputs, "inputs")
+    outs = node_list(outputs, "outputs")
+    ins = node_list(inputs, "inputs")
     tl: list[Any] = [tangents] if isinstance(inputs, Node) else list(tangents)
     if len(tl) != len(ins):
         raise ValueError(f"jvp: {len(tl)} tangents for {len(ins)} inputs")
-    graph = _common_graph(outs + ins, "jvp")
+    graph = common_graph(outs + ins, "jvp")
     with graph:
         b = _Builder(graph)
         seeds = _seeds(b, ins, tl, "tangent for input")
@@ -112,12 +113,12 @@ def jvp(
     One array for one output node, else a list. The tangent graph is built on the first
     call for these outputs and inputs, and reused by later calls.
     """
-    outs = tuple(_node_list(outputs, "outputs"))
-    ins = tuple(_node_list(inputs, "inputs"))
+    outs = tuple(node_list(outputs, "outputs"))
+    ins = tuple(node_list(inputs, "inputs"))
     tl: list[Any] = [tangents] if isinstance(inputs, Node) else list(tangents)
     if len(tl) != len(ins):
         raise ValueError(f"jvp: {len(tl)} tangents for {len(ins)} inputs")
-    graph = _common_graph(list(outs + ins), "jvp")
+    graph = common_graph(list(outs + ins), "jvp")
     places, nodes = _cached(graph, outs, ins)
     feeds: dict[Any, Any] = dict(feed_dict or {})
     for p, t, x in zip(places, tl, ins, strict=True):

@@ -1,20 +1,25 @@
-"""Node kinds (Variable, Constant, Placeholder, Operator) and operator overloading."""
+"""Node kinds (Variable, Constant, Placeholder, Operator) and how operator nodes are built.
+
+A node's Python operators and array methods (``x * y``, ``x.sum()``) come from the
+``autodag.overloading`` mixin, which hands each to ``_binary_op`` or ``_call_op`` here.
+"""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping, Sequence
-from types import CodeType, FrameType
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import numpy as np
 
 from .errors import GraphMismatchError
 from .graph import Graph, NodeSet, active_graph, get_default_graph
+from .overloading import Overloads
+from .sites import creation_site
 
 if TYPE_CHECKING:
     from .opdef import OpDef
-    from .registry import PluginInfo, RegisteredOp, Registry
+    from .plugins import PluginInfo
+    from .registry import RegisteredOp, Registry
 
 __all__ = [
     "Constant",
@@ -27,7 +32,6 @@ __all__ = [
 ]
 
 _NUMERIC_KINDS: Final = frozenset("biuf")
-_PACKAGE_PREFIXES: Final = ("autodag", "autodag_")
 
 
 def as_value(value: Any, what: str) -> Any:
@@ -61,36 +65,42 @@ def _label(kind: str, name: Any) -> str:
     return f"{kind} {name!r}" if isinstance(name, str) else kind
 
 
-def _site() -> tuple[str, int] | None:
-    """File and line of the first caller frame outside autodag and its plugins."""
-    f: FrameType | None = sys._getframe(2)
-    while f is not None:
-        code = f.f_code
-        internal = _INTERNAL_CODE.get(code)
-        if internal is None:
-            mod = f.f_globals.get("__name__", "")
-            internal = _INTERNAL_CODE[code] = mod.startswith(_PACKAGE_PREFIXES)
-        if not internal:
-            return code.co_filename, f.f_lineno
-        f = f.f_back
-    return None
+def _call_op(op_name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Operator:
+    return make_operator(_registry().get(op_name), args, kwargs)
 
 
-# Whether a code object belongs to autodag or a plugin: asked for every node built, so
-# remembered (bounded by the amount of code in the process).
-_INTERNAL_CODE: dict[CodeType, bool] = {}
+def _registry() -> Registry:
+    # registry imports this module, so it is reached at call time; rebinding the global
+    # saves an import statement on every node built.
+    global _registry
+    from .registry import get_registry
+
+    _registry = get_registry
+    return get_registry()
 
 
-class Node:
+def _is_operand(x: Any) -> bool:
+    return isinstance(x, (Node, bool, int, float, np.ndarray, np.generic, list, tuple))
+
+
+def _binary_op(op_name: str, a: Any, b: Any) -> Any:
+    ta, tb = a.__class__, b.__class__
+    if ta in _PLAIN_OPERANDS and tb in _PLAIN_OPERANDS:
+        registered = _registry().get(op_name)
+        op = registered.opdef
+        if op.arity == 2 and not op.attributes:
+            return _plain_binary(registered, a, b)
+    if not (_is_operand(a) and _is_operand(b)):
+        return NotImplemented
+    return _call_op(op_name, (a, b), {})
+
+
+class Node(Overloads):
     """Base of every graph node; supports the arithmetic operators.
 
     Nodes compare and hash by identity, so they can be keys of a feed dict.
     """
 
-    # NumPy must hand binary operations with a node on the right back to the node,
-    # instead of building an object array of nodes.
-    __array_ufunc__ = None
-    __array_priority__ = 1000
     # Slots: graphs hold many nodes; this halves their memory and speeds up building.
     __slots__ = ("__weakref__", "_value", "gradient", "graph", "name", "site")
 
@@ -99,13 +109,17 @@ class Node:
     gradient: Any
     site: tuple[str, int] | None
 
+    # What the operators of Overloads build their nodes with.
+    _binary = staticmethod(_binary_op)
+    _call = staticmethod(_call_op)
+
     def __init__(self, name: str | None, prefix: str, graph: Graph | None = None) -> None:
         if name is not None and not isinstance(name, str):
             raise TypeError(f"node name must be a string, got {type(name).__name__}")
         self.graph = graph if graph is not None else get_default_graph()
         self.name = self.graph.next_name(prefix) if name is None else name
         self.gradient = None
-        self.site = _site()
+        self.site = creation_site()
 
     @property
     def value(self) -> Any:
@@ -137,105 +151,6 @@ class Node:
         from .viz import mimebundle
 
         return mimebundle(self).get("image/svg+xml")
-
-    # --- arithmetic -----------------------------------------------------------------
-    def __add__(self, other: Any) -> Any:
-        return _binary("add", self, other)
-
-    def __radd__(self, other: Any) -> Any:
-        return _binary("add", other, self)
-
-    def __sub__(self, other: Any) -> Any:
-        return _binary("subtract", self, other)
-
-    def __rsub__(self, other: Any) -> Any:
-        return _binary("subtract", other, self)
-
-    def __mul__(self, other: Any) -> Any:
-        return _binary("multiply", self, other)
-
-    def __rmul__(self, other: Any) -> Any:
-        return _binary("multiply", other, self)
-
-    def __truediv__(self, other: Any) -> Any:
-        return _binary("divide", self, other)
-
-    def __rtruediv__(self, other: Any) -> Any:
-        return _binary("divide", other, self)
-
-    def __pow__(self, other: Any) -> Any:
-        return _binary("power", self, other)
-
-    def __rpow__(self, other: Any) -> Any:
-        return _binary("power", other, self)
-
-    def __matmul__(self, other: Any) -> Any:
-        return _binary("matmul", self, other)
-
-    def __rmatmul__(self, other: Any) -> Any:
-        return _binary("matmul", other, self)
-
-    def __neg__(self) -> Operator:
-        return _call("negate", (self,), {})
-
-    def __pos__(self) -> Node:
-        return self
-
-    def __abs__(self) -> Operator:
-        return _call("abs", (self,), {})
-
-    # Ordering comparisons build comparison nodes; == and != stay identity (dict keys).
-    def __lt__(self, other: Any) -> Any:
-        return _binary("less", self, other)
-
-    def __le__(self, other: Any) -> Any:
-        return _binary("less_equal", self, other)
-
-    def __gt__(self, other: Any) -> Any:
-        return _binary("greater", self, other)
-
-    def __ge__(self, other: Any) -> Any:
-        return _binary("greater_equal", self, other)
-
-    __hash__ = object.__hash__
-
-    # --- array sugar, available when a plugin provides the op ------------------------
-    def __iter__(self) -> Any:
-        # Without this, __getitem__ would make nodes "iterable" forever (np.array([x, y])
-        # or list(x) would build getitem nodes without end).
-        raise TypeError(f"node {self.name!r} is not iterable; index it with x[i]")
-
-    def __getitem__(self, index: Any) -> Operator:
-        return _call("getitem", (self, index), {})
-
-    def sum(self, axis: Any = None, keepdims: bool = False) -> Operator:
-        """``sum(self, axis, keepdims)``."""
-        return _call("sum", (self,), {"axis": axis, "keepdims": keepdims})
-
-    def mean(self, axis: Any = None, keepdims: bool = False) -> Operator:
-        """``mean(self, axis, keepdims)``."""
-        return _call("mean", (self,), {"axis": axis, "keepdims": keepdims})
-
-    def max(self, axis: Any = None, keepdims: bool = False) -> Operator:
-        """``max(self, axis, keepdims)``."""
-        return _call("max", (self,), {"axis": axis, "keepdims": keepdims})
-
-    def reshape(self, *shape: Any) -> Operator:
-        """``reshape(self, shape)``; takes ``x.reshape(2, 3)`` or ``x.reshape((2, 3))``."""
-        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-            shape = tuple(shape[0])
-        return _call("reshape", (self, tuple(shape)), {})
-
-    def transpose(self, *axes: Any) -> Operator:
-        """``transpose(self, axes)``."""
-        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
-            axes = tuple(axes[0])
-        return _call("transpose", (self, tuple(axes) if axes else None), {})
-
-    @property
-    def T(self) -> Operator:
-        """``transpose(self)``."""
-        return _call("transpose", (self,), {})
 
 
 class Variable(Node):
@@ -416,43 +331,13 @@ def make_operator(
     return Operator(registered, inputs, attrs, name, graph=graph)
 
 
-def _call(op_name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Operator:
-    return make_operator(_registry().get(op_name), args, kwargs)
-
-
-def _registry() -> Registry:
-    # registry imports this module, so it is reached at call time; rebinding the global
-    # saves an import statement on every node built.
-    global _registry
-    from .registry import get_registry
-
-    _registry = get_registry
-    return get_registry()
-
-
-def _is_operand(x: Any) -> bool:
-    return isinstance(x, (Node, bool, int, float, np.ndarray, np.generic, list, tuple))
-
-
-def _binary(op_name: str, a: Any, b: Any) -> Any:
-    ta, tb = a.__class__, b.__class__
-    if ta in _PLAIN_OPERANDS and tb in _PLAIN_OPERANDS:
-        registered = _registry().get(op_name)
-        op = registered.opdef
-        if op.arity == 2 and not op.attributes:
-            return _plain_binary(registered, a, b)
-    if not (_is_operand(a) and _is_operand(b)):
-        return NotImplemented
-    return _call(op_name, (a, b), {})
-
-
 def _plain_binary(registered: RegisteredOp, a: Any, b: Any) -> Operator:
     """``make_operator`` for two nodes or Python numbers and an op without attributes,
     which needs none of its checks: what graphs built by loops are made of. One frame
     walk gives the creation site of the op and its constants."""
     op = registered.opdef
     graph = _graph_for((a, b), op.name)
-    site = _site()
+    site = creation_site()
     if a.__class__ is float or a.__class__ is int:
         a = _adopt(_bare_constant(a), graph, graph.constants, "Const", site)
     if b.__class__ is float or b.__class__ is int:

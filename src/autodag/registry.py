@@ -1,32 +1,43 @@
-"""The plugin manager and the op registry built from it.
+"""The op registry built from the loaded plugins, and the plugins of the process.
 
-The plugin manager is built on first use, never at import. Entry points of the
-``autodag`` group are loaded one by one so that a broken plugin is reported and
-skipped instead of taking the library down. ``_Hooks`` is the only code that touches
-pluggy's untyped ``pm.hook``.
+The plugin manager (``autodag.plugins``) is built on first use, never at import, and
+kept here with the registry snapshot made from it: ``get_registry`` rebuilds the snapshot
+whenever plugins were registered or unregistered. An op two plugins define goes to the
+single one that declares ``override=True``, or is a ``PluginConflictError``. The names
+of the environment settings (``ENV_STRICT``...) are re-exported from ``autodag.plugins``.
 """
 
 from __future__ import annotations
 
 import difflib
 import functools
-import os
 import threading
-import warnings
-from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 if TYPE_CHECKING:
-    # importlib.metadata costs tens of milliseconds: imported when plugins load, not here.
     import importlib.metadata as md
 
-from . import builtin, hookspecs
-from .errors import OpNotFoundError, PluginConflictError, PluginLoadError, PluginWarning
+from .errors import OpNotFoundError, PluginConflictError, PluginLoadError
 from .namespace import NumericNamespace
 from .opdef import OpDef
+from .plugins import BUILTIN_NAME as BUILTIN_NAME
+from .plugins import (
+    ENTRY_POINT_GROUP,
+    FailedPlugin,
+    Hooks,
+    Manager,
+    PluginInfo,
+    build_manager,
+    collect_ops,
+    peek_ops,
+    report,
+)
+from .plugins import ENV_DISABLE_AUTOLOAD as ENV_DISABLE_AUTOLOAD
+from .plugins import ENV_LOAD_ONLY as ENV_LOAD_ONLY
+from .plugins import ENV_STRICT as ENV_STRICT
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -40,47 +51,6 @@ __all__ = [
     "reset_plugins",
     "unregister_plugin",
 ]
-
-ENTRY_POINT_GROUP: Final = "autodag"
-BUILTIN_NAME: Final = "builtin"
-ENV_DISABLE_AUTOLOAD: Final = "AUTODAG_DISABLE_PLUGIN_AUTOLOAD"
-ENV_LOAD_ONLY: Final = "AUTODAG_LOAD_PLUGINS"
-ENV_STRICT: Final = "AUTODAG_STRICT_PLUGINS"
-
-
-@dataclass(frozen=True)
-class PluginInfo:
-    """Where a plugin came from: its name, distribution and version."""
-
-    name: str
-    distribution: str | None = None
-    version: str | None = None
-    entry_point: str | None = None
-
-    @property
-    def builtin(self) -> bool:
-        """True for the plugin that ships inside autodag itself."""
-        return self.name == BUILTIN_NAME and self.distribution is None
-
-    def describe(self) -> str:
-        """``'name' (dist version)`` or ``'builtin' (built-in)``, for messages."""
-        if self.builtin:
-            return f"{self.name!r} (built-in)"
-        if self.distribution:
-            return f"{self.name!r} ({self.distribution} {self.version or ''})".replace(" )", ")")
-        return f"{self.name!r} (registered at run time)"
-
-
-@dataclass(frozen=True)
-class FailedPlugin:
-    """A plugin that was skipped, and why."""
-
-    name: str
-    reason: str
-    distribution: str | None = None
-    version: str | None = None
-    entry_point: str | None = None
-
 
 @dataclass(frozen=True)
 class RegisteredOp:
@@ -101,6 +71,8 @@ class Registry:
     failed: list[FailedPlugin] = field(default_factory=list)
     #: Installed plugins that settings kept from loading; looked into only on a miss.
     unloaded: list[tuple[PluginInfo, md.EntryPoint]] = field(default_factory=list)
+    #: What layers above derive from this snapshot once (the compiler's templates).
+    derived: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @functools.cached_property
     def numeric(self) -> NumericNamespace:
@@ -120,7 +92,7 @@ class Registry:
     def _missing_message(self, name: str) -> str:
         msg = f"no op named {name!r} is registered"
         # Importing a blocked plugin is a last resort, done only to explain a miss.
-        providers = [info for info, ep in self.unloaded if name in _peek_ops(ep)]
+        providers = [info for info, ep in self.unloaded if name in peek_ops(ep)]
         if providers:
             who = ", ".join(p.describe() for p in providers)
             msg += (
@@ -149,169 +121,10 @@ class Registry:
         return out
 
 
-class _Manager(pluggy.PluginManager):
-    """A PluginManager that counts changes, so the op registry can follow them."""
-
-    def __init__(self) -> None:
-        super().__init__(hookspecs.PROJECT_NAME)
-        self.version = 0
-        self.infos: dict[str, PluginInfo] = {}
-        self.failed: list[FailedPlugin] = []
-        self.unloaded: list[tuple[PluginInfo, md.EntryPoint]] = []
-
-    def register(self, plugin: object, name: str | None = None) -> str | None:
-        result = super().register(plugin, name)
-        self.version += 1
-        return result
-
-    def unregister(self, plugin: object | None = None, name: str | None = None) -> Any:
-        result = super().unregister(plugin, name)
-        self.version += 1
-        return result
-
-
-class _Hooks:
-    """Typed facade over ``pm.hook``: the only place its ``Any`` results are handled."""
-
-    def __init__(self, pm: pluggy.PluginManager) -> None:
-        self._pm = pm
-
-    def register_ops(self) -> Iterator[tuple[str, object]]:
-        """Yield (plugin name, raw hook result) for every plugin implementing the hook."""
-        caller = self._pm.hook.autodag_register_ops
-        # Call each implementation alone so that every op is credited to its plugin.
-        for impl in caller.get_hookimpls():
-            try:
-                result: object = impl.function()
-            except Exception as exc:
-                # Typically an OpDef that failed validation: one plugin's fault, not ours.
-                result = exc
-            yield impl.plugin_name, result
-
-
 _lock = threading.RLock()
-_manager: _Manager | None = None
+_manager: Manager | None = None
 _registry: Registry | None = None
 _registry_version = -1
-
-
-def _env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
-
-
-def _strict() -> bool:
-    return _env_flag(ENV_STRICT)
-
-
-def _report(failure: FailedPlugin, pm: _Manager) -> None:
-    """Record a skipped plugin and warn (or raise, in strict mode)."""
-    where = f" from entry point {failure.entry_point!r}" if failure.entry_point else ""
-    dist = f" of {failure.distribution}" if failure.distribution else ""
-    text = f"autodag plugin {failure.name!r}{dist}{where} was skipped: {failure.reason}"
-    if _strict():
-        raise PluginLoadError(text)
-    pm.failed.append(failure)
-    warnings.warn(text, PluginWarning, stacklevel=4)
-
-
-def _entry_point_info(ep: md.EntryPoint) -> PluginInfo:
-    dist = getattr(ep, "dist", None)
-    return PluginInfo(
-        name=ep.name,
-        distribution=dist.metadata["Name"] if dist is not None else None,
-        version=dist.version if dist is not None else None,
-        entry_point=f"{ep.name} = {ep.value}",
-    )
-
-
-def _allowed(info: PluginInfo) -> bool:
-    """Whether the environment lets an entry point load (checked before import).
-
-    ``AUTODAG_LOAD_PLUGINS`` may name the plugin (``math``) or its distribution
-    (``autodag-math``).
-    """
-    if _env_flag(ENV_DISABLE_AUTOLOAD):
-        return False
-    only = os.environ.get(ENV_LOAD_ONLY)
-    if only is None:
-        return True
-    wanted = {n.strip() for n in only.split(",") if n.strip()}
-    return info.name in wanted or info.distribution in wanted
-
-
-def _load_entry_points(pm: _Manager) -> None:
-    seen: set[str] = set()
-    dists: set[str] = set()
-    # Sorted, so that plugins (and any conflict between them) come out the same every run.
-    import importlib.metadata as md
-
-    for ep in sorted(md.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-        if ep.name in seen:  # the same distribution seen twice on sys.path
-            continue
-        seen.add(ep.name)
-        info = _entry_point_info(ep)
-        if info.distribution:
-            dists.add(info.distribution)
-        if not _allowed(info):
-            pm.unloaded.append((info, ep))
-            continue
-        if pm.is_blocked(ep.name) or pm.has_plugin(ep.name):
-            continue
-        try:
-            plugin = ep.load()
-        except Exception as exc:
-            _report(
-                FailedPlugin(
-                    ep.name, f"import failed: {type(exc).__name__}: {exc}",
-                    info.distribution, info.version, info.entry_point,
-                ),
-                pm,
-            )
-            continue
-        try:
-            pm.register(plugin, name=ep.name)
-        except Exception as exc:
-            _report(
-                FailedPlugin(
-                    ep.name, f"registration failed: {type(exc).__name__}: {exc}",
-                    info.distribution, info.version, info.entry_point,
-                ),
-                pm,
-            )
-            continue
-        pm.infos[ep.name] = info
-    only = os.environ.get(ENV_LOAD_ONLY)
-    unknown = sorted({n.strip() for n in (only or "").split(",") if n.strip()} - seen - dists)
-    if unknown and not _env_flag(ENV_DISABLE_AUTOLOAD):
-        # A misspelt name would otherwise just make ops go missing.
-        warnings.warn(
-            f"{ENV_LOAD_ONLY} names {', '.join(map(repr, unknown))}, but no installed "
-            f"plugin has that name; installed: {', '.join(sorted(seen)) or 'none'}",
-            PluginWarning, stacklevel=5,
-        )
-
-
-def _build_manager() -> _Manager:
-    pm = _Manager()
-    pm.add_hookspecs(hookspecs)
-    pm.register(builtin, name=BUILTIN_NAME)
-    pm.infos[BUILTIN_NAME] = PluginInfo(BUILTIN_NAME)
-    _load_entry_points(pm)
-    while True:
-        try:
-            pm.check_pending()
-            break
-        except pluggy.PluginValidationError as exc:
-            # A misspelt hook name: the plugin would silently contribute nothing.
-            name = pm.get_name(exc.plugin) or repr(exc.plugin)
-            info = pm.infos.pop(name, PluginInfo(name))
-            pm.unregister(exc.plugin)
-            _report(
-                FailedPlugin(name, f"unknown hook: {exc}", info.distribution, info.version,
-                             info.entry_point),
-                pm,
-            )
-    return pm
 
 
 def get_plugin_manager() -> pluggy.PluginManager:
@@ -319,12 +132,12 @@ def get_plugin_manager() -> pluggy.PluginManager:
     return _get_manager()
 
 
-def _get_manager() -> _Manager:
+def _get_manager() -> Manager:
     global _manager
     if _manager is None:
         with _lock:
             if _manager is None:
-                _manager = _build_manager()
+                _manager = build_manager()
     return _manager
 
 
@@ -353,7 +166,7 @@ def register_plugin(plugin: object, name: str | None = None) -> str:
                     result: object = fn()
                 except Exception as exc:
                     result = exc
-                _collect(registered, result)
+                collect_ops(registered, result)
         except (pluggy.PluginValidationError, PluginLoadError) as exc:
             raise PluginLoadError(f"plugin {registered!r} was not registered: {exc}") from exc
         get_registry()
@@ -395,49 +208,24 @@ def get_registry() -> Registry:
         return _registry
 
 
-def _info_for(pm: _Manager, name: str) -> PluginInfo:
+def _info_for(pm: Manager, name: str) -> PluginInfo:
     return pm.infos.get(name) or PluginInfo(name)
 
 
-def _collect(name: str, result: object) -> list[OpDef]:
-    """The op definitions of one hook result, or PluginLoadError naming what is wrong."""
-    if result is None:
-        return []
-    if isinstance(result, Exception):
-        raise PluginLoadError(
-            f"autodag_register_ops raised {type(result).__name__}: {result}"
-        ) from result
-    if isinstance(result, OpDef):
-        return [result]
-    if isinstance(result, (str, bytes, Mapping)) or not isinstance(result, Iterable):
-        raise PluginLoadError(
-            f"autodag_register_ops returned {type(result).__name__}, "
-            "expected an iterable of OpDef"
-        )
-    ops = list(result)
-    bad = [o for o in ops if not isinstance(o, OpDef)]
-    if bad:
-        raise PluginLoadError(
-            f"autodag_register_ops returned {len(bad)} item(s) that are not OpDef, "
-            f"first: {bad[0]!r}"
-        )
-    return ops
-
-
-def _build_registry(pm: _Manager) -> Registry:
+def _build_registry(pm: Manager) -> Registry:
     reg = Registry(failed=list(pm.failed))
     claims: dict[str, list[tuple[OpDef, PluginInfo]]] = {}
     skipped: list[str] = []
-    for plugin_name, result in _Hooks(pm).register_ops():
+    for plugin_name, result in Hooks(pm).register_ops():
         info = _info_for(pm, plugin_name)
         try:
-            ops = _collect(plugin_name, result)
+            ops = collect_ops(plugin_name, result)
         except Exception as exc:
             failure = FailedPlugin(plugin_name, f"malformed op definitions: {exc}",
                                    info.distribution, info.version, info.entry_point)
             if plugin_name == BUILTIN_NAME:
                 raise
-            _report(failure, pm)
+            report(failure, pm)
             reg.failed.append(failure)
             skipped.append(plugin_name)
             continue
@@ -476,15 +264,3 @@ def _resolve(op_name: str, providers: list[tuple[OpDef, PluginInfo]]) -> Registe
         else "set override=True on one definition to replace the other"
     )
     raise PluginConflictError(f"op {op_name!r} is defined by plugins {who}; {hint}")
-
-
-def _peek_ops(ep: md.EntryPoint) -> list[str]:
-    """Op names an unloaded plugin would provide (for 'which package provides X')."""
-    try:
-        plugin = ep.load()
-        fn = getattr(plugin, "autodag_register_ops", None)
-        if fn is None:
-            return []
-        return [op.name for op in _collect(ep.name, fn())]
-    except Exception:
-        return []

@@ -17,13 +17,15 @@ from typing import Any
 import numpy as np
 
 from ._arrays import grad_dtype
-from .errors import GradientError, GraphMismatchError
-from .execute import _depends_on, topological_sort
+from .errors import GradientError
 from .graph import Graph
+from .nodeargs import common_graph, node_list
 from .nodes import Constant, Node, Operator, make_operator
 from .opdef import OpDef
 from .registry import RegisteredOp, Registry, get_registry
 from .shapes import StaticShapes
+from .traversal import depends_on as _depends_on
+from .traversal import topological_sort
 
 __all__ = [
     "GraphNamespace",
@@ -261,27 +263,6 @@ def _numeric_vjp_op(node: Operator, k: int) -> OpDef:
     )
 
 
-def _node_list(nodes: Node | Sequence[Node], what: str) -> list[Node]:
-    out = [nodes] if isinstance(nodes, Node) else list(nodes)
-    for n in out:
-        if not isinstance(n, Node):
-            raise TypeError(f"{what} must be nodes, got {type(n).__name__}: {n!r:.60}")
-    if not out:
-        raise ValueError(f"{what} is empty")
-    return out
-
-
-def _common_graph(nodes: Sequence[Node], what: str) -> Graph:
-    graph = nodes[0].graph
-    for n in nodes[1:]:
-        if n.graph is not graph:
-            raise GraphMismatchError(
-                f"{what}: nodes {nodes[0].name!r} and {n.name!r} belong to different graphs "
-                f"({graph!r} and {n.graph!r})"
-            )
-    return graph
-
-
 def _seeds(
     b: _Builder, ys: Sequence[Node], grad_ys: Any, what: str = "grad_ys for output"
 ) -> list[Node]:
@@ -333,9 +314,9 @@ def gradients(
     ``sum_i <ys[i], grad_ys[i]>``. A node of ``xs`` the outputs do not depend on gets a
     zeros node of its shape.
     """
-    ys_l = _node_list(ys, "ys")
-    xs_l = _node_list(xs, "xs")
-    graph = _common_graph(ys_l + xs_l, "gradients")
+    ys_l = node_list(ys, "ys")
+    xs_l = node_list(xs, "xs")
+    graph = common_graph(ys_l + xs_l, "gradients")
     with graph:
         b = _Builder(graph)
         return _gradients(b, ys_l, xs_l, _seeds(b, ys_l, grad_ys))
@@ -355,11 +336,11 @@ def hessian_vector_product(
     ``vs`` holds one vector per node of ``xs`` (nodes or values, each of its ``x``'s
     shape). Costs about two gradient evaluations when evaluated.
     """
-    xs_l = _node_list(xs, "xs")
+    xs_l = node_list(xs, "xs")
     vl = [vs] if isinstance(xs, Node) else list(vs)
     if len(vl) != len(xs_l):
         raise ValueError(f"hessian_vector_product: {len(vl)} vectors for {len(xs_l)} nodes")
-    graph = _common_graph([y, *xs_l], "hessian_vector_product")
+    graph = common_graph([y, *xs_l], "hessian_vector_product")
     with graph:
         b = _Builder(graph)
         vs_l = _seeds(b, xs_l, vl, "vector for")  # g_k has the shape of x_k
@@ -372,7 +353,7 @@ def jacobian(y: Node, x: Node) -> Node:
 
     Both shapes must be known statically. Meant for small ``y``.
     """
-    graph = _common_graph([y, x], "jacobian")
+    graph = common_graph([y, x], "jacobian")
     with graph:
         b = _Builder(graph)
         return _jacobian(b, y, x)
@@ -407,7 +388,7 @@ def hessian(y: Node, x: Node) -> Node:
     Built as the Jacobian of the gradient: one Hessian-vector product per element of
     ``x``, so meant for small ``x``. Evaluate it with ``autodag.evaluate``.
     """
-    graph = _common_graph([y, x], "hessian")
+    graph = common_graph([y, x], "hessian")
     with graph:
         b = _Builder(graph)
         (g,) = _gradients(b, [y], [x], _seeds(b, [y], None))

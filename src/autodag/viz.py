@@ -19,9 +19,9 @@ from typing import Any, Final, TypeAlias
 import numpy as np
 
 from .errors import AutodagError
-from .execute import topological_sort
 from .graph import Graph
 from .nodes import Constant, Node, Operator, Placeholder, Variable
+from .traversal import topological_sort
 
 __all__ = [
     "FORMATS",

@@ -21,9 +21,10 @@ from typing import Any, Final, Literal
 
 import numpy as np
 
-from .nodes import Constant, Node, Operator
+from ..nodes import Constant, Node, Operator
+from . import limits
 
-__all__ = ["Codes", "Loop", "Ref", "codes", "find_loop", "limit", "uniform"]
+__all__ = ["Codes", "Loop", "Ref", "codes", "find_loop", "find_loops", "limit", "uniform"]
 
 #: How an input of a block's op is found in every repetition: ``("local", j)`` the
 #: value at position ``j`` of the same block; ``("carry", j)`` the value at position
@@ -31,8 +32,6 @@ __all__ = ["Codes", "Loop", "Ref", "codes", "find_loop", "limit", "uniform"]
 #: ``("fixed", slot)`` the same node in every block (or equal constants).
 Ref = tuple[Literal["local", "carry", "fixed"], int]
 
-#: Blocks needed before a loop is worth writing.
-MIN_REPS: Final = 4
 #: How far back the search looks for the previous occurrence of an op, and how many
 #: occurrences it tries.
 _MAX_PERIOD: Final = 4096
@@ -192,7 +191,7 @@ def _loop_at(order: Sequence[Node], slot: Mapping[Node, int], lo: int, hi: int,
              period: int, pattern: Mapping[int, tuple[int, ...]]) -> Loop | None:
     """The loop over the blocks of the stretch ``[lo, hi + period)``."""
     start, reps = lo, (hi + period - lo) // period
-    if reps < MIN_REPS:
+    if reps < limits.MIN_REPS:
         return None
     for _ in range(2):
         got = _block_refs(order, slot, start, period, pattern)
@@ -200,24 +199,26 @@ def _loop_at(order: Sequence[Node], slot: Mapping[Node, int], lo: int, hi: int,
             return None
         first, refs = got
         if first <= start:
-            return Loop(start, period, reps, tuple(refs)) if reps >= MIN_REPS else None
+            return Loop(start, period, reps, tuple(refs)) if reps >= limits.MIN_REPS else None
         # A node every block reads lies in the stretch: start the loop after it.
         skip = -(-(first - start) // period)
         start, reps = start + skip * period, reps - skip
-        if reps < MIN_REPS:
+        if reps < limits.MIN_REPS:
             return None
     return None
 
 
 def find_loop(order: Sequence[Node], slot: Mapping[Node, int], c: Codes,
-              min_nodes: int) -> Loop | None:
+              min_nodes: int, first: int = 0) -> Loop | None:
     """The longest run of a repeated block covering at least ``min_nodes`` nodes, or
     None. Looks around a few anchor nodes, at the previous occurrences of their op."""
     n = len(order)
-    if n < min_nodes:
+    if n - first < min_nodes:
         return None
     best: Loop | None = None
-    for anchor in (n // 2, n // 3, 2 * n // 3, n // 6, 5 * n // 6):
+    w = n - first
+    for anchor in (first + w // 2, first + w // 3, first + 2 * w // 3, first + w // 6,
+                   first + 5 * w // 6):
         if (best is not None and best.start <= anchor < best.end) or \
                 order[anchor].__class__ is not Operator:
             continue
@@ -226,7 +227,7 @@ def find_loop(order: Sequence[Node], slot: Mapping[Node, int], c: Codes,
         found: list[int] = []
         for j in earlier.tolist():
             period = anchor - j
-            if period * MIN_REPS > n:
+            if period * limits.MIN_REPS > n:
                 break
             if any(period % f == 0 for f in found):
                 continue  # repeats as fewer, larger blocks of a period already found
@@ -254,7 +255,7 @@ def uniform(loop: Loop, signature: np.ndarray[Any, np.dtype[np.int64]]) -> Loop 
     k = int(np.searchsorted(differ, mid))
     lo = int(differ[k - 1]) + 1 if k > 0 else 0
     hi = int(differ[k]) if k < len(differ) else reps - 1
-    if hi - lo + 1 < MIN_REPS:
+    if hi - lo + 1 < limits.MIN_REPS:
         return None
     # References are relative (and fixed nodes precede the first block), so they hold
     # from any later first block: its carried inputs come from the block before it.
@@ -288,6 +289,37 @@ def limit(loop: Loop, order: Sequence[Node], slot: Mapping[Node, int],
         k = block(i)
         if k is not None:
             reps = min(reps, k)
-    if reps < MIN_REPS:
+    if reps < limits.MIN_REPS:
         return None
     return loop if reps == loop.reps else Loop(s, p, reps, loop.refs)
+
+
+def find_loops(order: Sequence[Node], inputs: Sequence[Sequence[int] | None],
+               outputs: Sequence[int], wrt: Sequence[int],
+               signature: np.ndarray[Any, np.dtype[np.int64]], min_nodes: int,
+               most: int = 8) -> list[Loop]:
+    """Non-overlapping loops a scalar function may write, in order: the longest
+    repeated block, then the longest in what lies before and after it, and so on."""
+    slot = {n: i for i, n in enumerate(order)}
+    c = codes(order, inputs)
+    found: list[Loop] = []
+    spans = [(0, len(order))]
+    while spans and len(found) < most:
+        lo, hi = spans.pop()
+        if hi - lo < min_nodes:
+            continue
+        loop = find_loop(order[:hi], slot, _prefix(c, hi), min_nodes, lo)
+        if loop is None:
+            continue
+        loop = uniform(loop, signature)
+        if loop is not None:
+            loop = limit(loop, order, slot, outputs, wrt)
+        if loop is None or loop.start < lo:
+            continue
+        found.append(loop)
+        spans += [(lo, loop.start), (loop.end, hi)]
+    return sorted(found, key=lambda lp: lp.start)
+
+
+def _prefix(c: Codes, hi: int) -> Codes:
+    return Codes(c.code[:hi], c.const[:hi], c.inputs[:hi])

@@ -1,0 +1,228 @@
+"""The compiler's plan: the IR built once, code emitted and compiled when first needed,
+and calls run with the fallback order scalar function -> NumPy floats -> general.
+
+A graph whose ops all declare templates gets a terse scalar function that runs every
+call on Python numbers; the general function is generated only when a call brings
+arrays. A large plan that would cost much to compile runs in the interpreter until its
+calls have taken about as long as compiling would (``limits``), so the first call of a
+large array graph costs no more than interpreting it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any, Final
+
+import numpy as np
+
+from .._arrays import quiet_enter, quiet_exit
+from ..errors import AutodagError
+from ..interpreter import Interpreted, PlanBase
+from ..nodes import Node, Operator
+from ..registry import get_registry
+from ..runtime import (
+    acc_add,
+    acc_first,
+    acc_owned,
+    check_joint,
+    iadd,
+    numpy_floats,
+    reduce_grad,
+    seed,
+    shape_token,
+)
+from . import limits
+from .analysis import build_ir
+from .chunks import assemble
+from .emit_general import emit_general
+from .emit_scalar import scalar_source
+from .ir import PlanIR
+from .locate import locate, run_interpreted, unplaced
+from .rolling import find_loops
+from .source import Source
+
+__all__ = ["Plan"]
+
+_PY_REAL: Final = (int, float)
+_ids = itertools.count()
+#: What generated code reads from its namespace besides the plan's own names.
+_RUNTIME: Final = {
+    "_red": reduce_grad, "_joint": check_joint, "_nd": np.ndarray, "_iadd": iadd,
+    "_seed": seed, "_qenter": quiet_enter, "_qexit": quiet_exit,
+    "_shape_token": shape_token, "_PYR": _PY_REAL,
+    "_accf": acc_first, "_acca": acc_add, "_acco": acc_owned,
+}
+
+
+def _float64s(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple(np.float64(v) if v.__class__ is float else v for v in values)
+
+
+def _loops(ir: PlanIR) -> list[Any]:
+    """The blocks the scalar function writes as loops."""
+    n = len(ir.order)
+    if n < limits.ROLL_MIN_NODES:
+        return []
+    # What the backward pass does with each node: nothing, or which inputs it feeds.
+    kinds: dict[tuple[bool, ...], int] = {}
+    signature = np.zeros(n, np.int64)
+    for i, w in ir.want.items():
+        signature[i] = kinds.setdefault(w, len(kinds) + 1)
+    wrt = [s for s in ir.wrt or () if s is not None]
+    least = min(limits.ROLL_MIN_LOOP, limits.ROLL_MIN_NODES)
+    return find_loops(ir.order, ir.inputs, ir.outputs, wrt, signature, least)
+
+
+class Plan(PlanBase):
+    """The passes for ``outputs`` (and the gradient of ``outputs[0]`` for ``wrt``) as
+    generated code."""
+
+    def __init__(self, order: Sequence[Node], outputs: Sequence[Node],
+                 wrt: Sequence[Node] | None, eager: bool = False) -> None:
+        super().__init__(order, outputs, wrt)
+        self._registry = get_registry()
+        self._lock = threading.RLock()
+        self._id = next(_ids)
+        self._sources: dict[str, Source] = {}
+        self._ir: PlanIR | None = None
+        self._scalar: Callable[..., Any] | None = None
+        self._general: Callable[..., Any] | None = None
+        self._interp: Interpreted | None = None
+        now = eager or len(self.order) <= limits.LAZY_GENERAL_NODES
+        if now or self._templated():
+            ir = self.ir
+            self.uses_xp = ir.uses_xp
+            if now:
+                self._make_scalar() if ir.scalar else self._make_general()
+            if not ir.scalar and self._general is None:
+                self._interp = Interpreted(self.order, self.outputs, self.wrt)
+        else:
+            self._interp = Interpreted(self.order, self.outputs, self.wrt)
+
+    def _templated(self) -> bool:
+        return all(not isinstance(n, Operator) or n.op.inline is not None
+                   or n.op.inline_vjps is not None for n in self.order)
+
+    @property
+    def ir(self) -> PlanIR:
+        """The plan's IR, built on first use; for a graph meant for Python numbers,
+        first only what the scalar function needs."""
+        if self._ir is None:
+            with self._lock:
+                if self._ir is None:
+                    self._ir = build_ir(self.order, self.outputs, self.wrt, self._registry,
+                                        general=not self._templated())
+        return self._ir
+
+    @property
+    def general_ir(self) -> PlanIR:
+        """The plan's IR with the steps the general function is printed from."""
+        ir = self.ir
+        if not ir.forward and any(isinstance(n, Operator) for n in self.order):
+            with self._lock:
+                ir = self._ir = build_ir(self.order, self.outputs, self.wrt, self._registry)
+        return ir
+
+    @property
+    def has_scalar(self) -> bool:
+        """Whether calls on Python numbers run a terse scalar function."""
+        return self._ir is not None and self._ir.scalar
+
+    @property
+    def source(self) -> str:
+        """The generated Python source (the scalar function first, when there is one)."""
+        if self.has_scalar:
+            self._make_scalar()
+        self._make_general()
+        return "".join(s.text for s in self._sources.values())
+
+    def _exec(self, src: Source, tag: str, name: str) -> Callable[..., Any]:
+        filename = f"<autodag-plan-{self._id}{tag}>"
+        ns = {**_RUNTIME, **src.namespace}
+        exec(compile(src.text, filename, "exec"), ns)
+        self._sources[filename] = src
+        fn: Callable[..., Any] = ns[name]
+        return fn
+
+    def _make_scalar(self) -> Callable[..., Any]:
+        with self._lock:
+            if self._scalar is None:
+                src = scalar_source(self.ir, _loops(self.ir))
+                self._scalar = self._exec(src, "-scalar", "_scalar")
+            return self._scalar
+
+    def _make_general(self) -> Callable[..., Any]:
+        with self._lock:
+            if self._general is None:
+                compact = len(self.order) > limits.COMPACT_NODES
+                fw, bw, ns = emit_general(self.general_ir, compact)
+                text, lines = assemble(fw, bw)
+                self._general = self._exec(Source(text, ns, lines), "", "_plan")
+                self.uses_xp = self.ir.uses_xp
+            return self._general
+
+    def run(self, xp: Any, leaf_values: Sequence[Any]) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+        """Output values and raw gradients for these leaf values (in ``leaves`` order)."""
+        fn = self._scalar
+        if fn is not None or (self._ir is not None and self._ir.scalar):
+            if fn is None:
+                fn = self._make_scalar()
+            try:
+                got = fn(leaf_values)
+            except Exception as exc:
+                got, leaf_values = None, self._scalar_failed(exc, leaf_values)
+            else:
+                if got is None and any(v.__class__ is np.float64 for v in leaf_values):
+                    got, leaf_values = self._numpy_scalars(fn, leaf_values)
+            if got is not None:
+                out: tuple[tuple[Any, ...], tuple[Any, ...]] = got
+                return out
+        fn = self._general
+        if fn is None:
+            interp = self._interp
+            if interp is not None and interp.spent < len(self.order) * limits.COMPILE_COST:
+                return interp.run(xp, leaf_values)
+            fn = self._make_general()
+        if xp is None and self.uses_xp:
+            xp = self._registry.numeric
+        try:
+            result: tuple[tuple[Any, ...], tuple[Any, ...]] = fn(xp, leaf_values)
+        except Exception as exc:
+            raise self._named(exc, leaf_values) from exc
+        return result
+
+    def _numpy_scalars(self, fn: Callable[..., Any], leaf_values: Sequence[Any],
+                       ) -> tuple[Any, Sequence[Any]]:
+        """NumPy floats in, NumPy floats out; in between, Python's arithmetic gives the
+        same numbers (and where it refuses, NumPy's answer is taken)."""
+        floats = [float(v) if v.__class__ is np.float64 else v for v in leaf_values]
+        try:
+            got = fn(floats)
+        except Exception as exc:
+            return None, self._scalar_failed(exc, leaf_values)
+        if got is None:
+            return None, leaf_values
+        return (_float64s(got[0]), _float64s(got[1])), leaf_values
+
+    def _scalar_failed(self, exc: Exception, leaf_values: Sequence[Any]) -> Sequence[Any]:
+        """The leaf values for the general function after the scalar one raised: NumPy
+        floats where Python refused a formula (x / 0.0 after an underflow) that NumPy
+        answers; any other failure is raised, named."""
+        named = locate(exc, self._sources, self.order)
+        if named is not None:
+            raise named from exc
+        if not isinstance(exc, ArithmeticError):
+            raise self._named(exc, leaf_values) from exc
+        return numpy_floats(leaf_values)
+
+    def _named(self, exc: Exception, leaf_values: Sequence[Any]) -> Exception:
+        """``exc`` as an autodag error naming its node, op, plugin and where it was made."""
+        if isinstance(exc, AutodagError):
+            return exc
+        named = locate(exc, self._sources, self.order)
+        if named is not None:
+            return named
+        named = run_interpreted(self.order, self.outputs, self.wrt, leaf_values)
+        return named if named is not None else unplaced(exc, "a compiled plan")

@@ -1,0 +1,107 @@
+"""What emitters produce: blocks of statements with their def/use sets, and the
+assembled source with a map from its lines to the nodes they compute."""
+
+from __future__ import annotations
+
+import functools
+import string
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..nodes import Constant
+
+__all__ = ["Block", "Line", "Source", "fields_of", "forward_expr", "twinned", "twins_of"]
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """Top-level statements that go together: a chunk boundary never falls inside."""
+
+    lines: tuple[str, ...]
+    #: Names the block binds, and names it reads that were bound before it.
+    defs: frozenset[str]
+    uses: frozenset[str]
+    #: The slot whose forward value the block's first line computes, and the names it
+    #: reads the op's inputs from, for errors.
+    node: int | None = None
+    args: tuple[str, ...] = ()
+    backward: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """What a line of generated code computes: the op at ``slot``, or for a line of a
+    loop's block the op at that block position (its slot is ``start + k * period +
+    position`` in iteration ``k``, which the loop keeps in the local ``counter``); and
+    the names (locals, else namespace) its inputs are read from."""
+
+    slot: int
+    args: tuple[str, ...]
+    period: int = 0
+    counter: str = ""
+    #: A line of the op's backward rules (else of its forward).
+    backward: bool = False
+
+
+@dataclass(frozen=True)
+class Source:
+    """Generated source, the namespace it runs in, and what its op lines compute."""
+
+    text: str
+    namespace: dict[str, Any]
+    lines: dict[int, Line] = field(default_factory=dict)
+
+
+@functools.lru_cache(maxsize=4096)
+def fields_of(fmt: str) -> frozenset[str]:
+    """The fields of a template's format string: ``g``, ``out``, ``0``, ``1``..."""
+    return frozenset(f for _, f, _, _ in string.Formatter().parse(fmt) if f)
+
+
+def twinned(code: str, pure: bool, vals: Sequence[str], twins: Sequence[str | None],
+            g: str, out: str) -> str:
+    """``code`` filled in, with an int constant as its float twin when the expression's
+    one other operand is a float array at run time: NumPy computes a float array with a
+    Python float about twice as fast as with a Python int, and the result is the same
+    (the constant is exactly a float, and a Python scalar takes the array's dtype)."""
+    fields = fields_of(code) if pure else frozenset()
+    consts = [f for f in fields if f.isdigit() and twins[int(f)] is not None]
+    if len(fields) == 2 and len(consts) == 1:
+        (other,) = fields - set(consts)
+        k = int(consts[0])
+        o = g if other == "g" else out if other == "out" else vals[int(other)]
+        vals = list(vals)
+        vals[k] = f"({twins[k]} if {o}.__class__ is _nd and {o}.dtype.kind == 'f' else {vals[k]})"
+    return code.format(*vals, g=g, out=out)
+
+
+def twins_of(order: Sequence[Any], inputs: Sequence[int], ns: dict[str, Any]) -> list[str | None]:
+    """Per input slot: the name of a float twin of an int constant, or None."""
+    twins: list[str | None] = []
+    for s in inputs:
+        x = order[s]
+        v = x.value if isinstance(x, Constant) else None
+        if v.__class__ is int and abs(v) < 2**53:  # exactly a float
+            ns[f"cf{s}"] = float(v)
+            twins.append(f"cf{s}")
+        else:
+            twins.append(None)
+    return twins
+
+
+def forward_expr(node: Any, slot: int, template: Any, vals: Sequence[str],
+                 ns: dict[str, Any], twins: Sequence[str | None] | None = None) -> str:
+    """The expression computing op ``node`` at ``slot`` from the locals ``vals``: its
+    template written out, else a call of its forward rule (``f3``, attributes ``A3``)."""
+    if template is not None:
+        ns.update(template.names)
+        if twins is not None:
+            return twinned(template.fmt, template.pure, vals, twins, "", "")
+        return str(template.fill(vals))
+    ns[f"f{slot}"] = node.op.forward
+    call = ", ".join(vals)
+    if node.attrs:
+        ns[f"A{slot}"] = dict(node.attrs)
+        call = f"{call}, **A{slot}" if call else f"**A{slot}"
+    return f"f{slot}({call})"

@@ -24,6 +24,7 @@ __all__ = [
     "acc_add",
     "acc_first",
     "acc_owned",
+    "acc_sum",
     "check_joint",
     "finish_gradients",
     "iadd",
@@ -222,3 +223,10 @@ def acc_owned(g: Any, t: Any, like: Any, node: Operator, k: int) -> Any:
         return g
     t = _shaped(t, like, node, k)
     return g + t if g.__class__ is float else iadd(g, t)
+
+
+def acc_sum(g: Any, t: Any) -> Any:
+    """``g + t`` where either may be missing (None), for gradients of one shape."""
+    if t is None:
+        return g
+    return t if g is None else g + t

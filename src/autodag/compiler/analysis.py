@@ -12,14 +12,14 @@ import functools
 import inspect
 import types
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from ..nodes import Constant, Node, Operator
 from ..opdef import OpDef
 from ..registry import Registry
 from .gradflow import NO_FLOW, Flow, backward_steps
 from .ir import ForwardStep, PlanIR
+from .rolling import Loop
 from .templates import Tpl, Written, derived, op_templates, written
 
 __all__ = ["build_ir", "param_use"]
@@ -64,8 +64,7 @@ def param_use(fn: Callable[..., Any], n_inputs: int) -> tuple[bool, tuple[bool, 
     return used(2), tuple(used(3 + k) for k in range(n_inputs))
 
 
-@dataclass(frozen=True, slots=True)
-class _Rules:
+class _Rules(NamedTuple):
     """What one active op's backward rules read, and how they are written."""
 
     joint: bool
@@ -84,7 +83,10 @@ def _active(order: Sequence[Node], inputs: Sequence[tuple[int, ...] | None],
         needed[s] = True
     for i, ins in enumerate(inputs):
         if ins is not None and not needed[i]:
-            needed[i] = any(needed[x] for x in ins)
+            for x in ins:
+                if needed[x]:
+                    needed[i] = True
+                    break
     reach = [False] * n
     reach[target] = True
     for i in range(n - 1, -1, -1):
@@ -101,8 +103,10 @@ def _active(order: Sequence[Node], inputs: Sequence[tuple[int, ...] | None],
         d = differentiable.get(op)
         if d is None:
             d = differentiable[op] = op.differentiable
-        w = tuple(needed[x] for x in ins)
-        if d and True in w:
+        if not d:
+            continue
+        w = tuple([needed[x] for x in ins])
+        if True in w:
             want[i] = w
     return want
 
@@ -173,13 +177,15 @@ def _forward_steps(order: Sequence[Node], inputs: Sequence[tuple[int, ...] | Non
 
 
 def build_ir(order: Sequence[Node], outputs: Sequence[Node], wrt: Sequence[Node] | None,
-             registry: Registry, general: bool = True) -> PlanIR:
+             registry: Registry, general: bool = True,
+             loops: Sequence[Loop] = ()) -> PlanIR:
     """The plan's IR: forward steps, backward steps and what the emitters decide on.
-    Without ``general``, only what the scalar function needs (no steps)."""
+    Without ``general``, only what the scalar function needs (no steps). For ``loops``
+    (written as loops), steps only of each one's first and last block."""
     order = tuple(order)
     slot = {n: i for i, n in enumerate(order)}
-    inputs = tuple(tuple(slot[x] for x in node.inputs) if isinstance(node, Operator)
-                   else None for node in order)
+    inputs = tuple([tuple([slot[x] for x in node.inputs]) if node.__class__ is Operator
+                    or isinstance(node, Operator) else None for node in order])
     out_slots = tuple(slot[o] for o in outputs)
     wrt_slots = None if wrt is None else tuple(slot.get(w) for w in wrt)
     templated = _templated(order)
@@ -187,31 +193,47 @@ def build_ir(order: Sequence[Node], outputs: Sequence[Node], wrt: Sequence[Node]
     rules: dict[int, _Rules] = {}
     if wrt_slots is not None:
         want = _active(order, inputs, out_slots[0], [s for s in wrt_slots if s is not None])
-        rules = {i: _rules(order[i].op, len(inputs[i] or ()), w, registry)  # type: ignore[attr-defined]
-                 for i, w in want.items()}
-    templates = {i: None if node.attrs else op_templates(node.op, registry).forward
-                 for i, node in enumerate(order) if isinstance(node, Operator)}
+        seen: dict[Any, _Rules] = {}  # the registry's cache, without its lookups per node
+        for i, w in want.items():
+            op = order[i].op  # type: ignore[attr-defined]
+            key = (op, w)
+            r = seen.get(key)
+            if r is None:
+                r = seen[key] = _rules(op, len(w), w, registry)
+            rules[i] = r
+    forwards: dict[Any, Tpl | None] = {}
+    templates: dict[int, Tpl | None] = {}
+    for i, node in enumerate(order):
+        if isinstance(node, Operator):
+            op = node.op
+            if op not in forwards:
+                forwards[op] = op_templates(op, registry).forward
+            templates[i] = None if node.attrs else forwards[op]
     constants = tuple(i for i, n in enumerate(order) if isinstance(n, Constant))
+    is_const = set(constants)
     bw = NO_FLOW
     forward: tuple[ForwardStep, ...] = ()
     if general:
-        bw = backward_steps(order, inputs, out_slots, wrt_slots, want, rules)
+        looped = frozenset(i for lp in loops for i in range(lp.start, lp.end))
+        inner = {i for lp in loops for i in range(lp.start + lp.period, lp.end - lp.period)}
+        bw = backward_steps(order, inputs, out_slots, wrt_slots, want, rules, looped, inner)
         # Constants live in the namespace anyway: dropping their locals frees nothing.
         pinned = set(out_slots) | {s for s in wrt_slots or () if s is not None}
-        forward = _forward_steps(order, inputs, templates, pinned | set(constants), bw)
-    written_ok = [not r.joint and r.written is not None for r in rules.values()]
-    scalar = templated and all(ok and r.written.complete  # type: ignore[union-attr]
-                               for ok, r in zip(written_ok, rules.values(), strict=True))
+        forward = tuple(st for st in _forward_steps(order, inputs, templates,
+                                                    pinned | is_const, bw)
+                        if st.slot not in inner)
+    # Rules are shared per op and wanted inputs: each distinct one is looked at once.
+    distinct = {id(r): r for r in rules.values()}.values()
+    complete = all(not r.joint and r.written is not None and r.written.complete
+                   for r in distinct)
     python_backward = wrt_slots is not None and templated and all(
-        ok and r.written.all_pure  # type: ignore[union-attr]
-        for ok, r in zip(written_ok, rules.values(), strict=True))
-    uses_xp = not all(ok and r.written.complete  # type: ignore[union-attr]
-                      for ok, r in zip(written_ok, rules.values(), strict=True))
+        not r.joint and r.written is not None and r.written.all_pure for r in distinct)
     return PlanIR(
         order, inputs,
-        tuple(i for i, x in enumerate(inputs) if x is None and i not in constants),
+        tuple(i for i, x in enumerate(inputs) if x is None and i not in is_const),
         constants, out_slots, wrt_slots, forward,
         tuple(i for i in sorted(bw.tokens) if inputs[i] is None), bw.steps,
-        bw.maybe_none, bw.flagged, bw.reached, templated, python_backward, scalar, uses_xp,
+        bw.maybe_none, bw.flagged, bw.reached, templated, python_backward,
+        templated and complete, not complete,
         want, {i: r.written for i, r in rules.items() if r.written is not None}, templates,
     )

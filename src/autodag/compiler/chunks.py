@@ -40,6 +40,8 @@ def _mark(b: Block, first: int, lines: dict[int, Line]) -> None:
         line = Line(b.node, b.args, backward=b.backward)
         for n in range(first, first + len(b.lines)):
             lines[n] = line
+    for offset, mark in b.marks:
+        lines[first + offset] = mark
 
 
 def _single(fw: Sequence[Block], bw: Sequence[Block],

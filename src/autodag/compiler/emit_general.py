@@ -7,10 +7,13 @@ values dropped as soon as nothing reads them. A pure function of the IR.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Final
 
 from ..nodes import Operator
+from .emit_array_loop import array_loop
 from .ir import Acc, BackwardStep, Contribution, ForwardStep, PlanIR
+from .rolling import Loop
 from .source import Block, forward_expr, twinned, twins_of
 
 __all__ = ["emit_general"]
@@ -20,16 +23,20 @@ _TOKEN: Final = ("v{i}.shape if v{i}.__class__ is _nd else "
                  "v{i} if v{i}.__class__ is float else _shape_token(v{i})")
 
 
-def _prologue(ir: PlanIR, ns: dict[str, Any]) -> Block:
+def _prologue(ir: PlanIR, ns: dict[str, Any], skip: set[int]) -> Block:
     lines: list[str] = []
     defs: set[str] = set()
     if ir.leaves:
         lines.append(f"{', '.join(f'v{i}' for i in ir.leaves)}, = L")
         defs.update(f"v{i}" for i in ir.leaves)
+    # Loops read their constants from the namespace: locals only for the other code.
+    read = {x for i, ins in enumerate(ir.inputs) if ins is not None and i not in skip
+            for x in ins} | set(ir.outputs) | {s for s in ir.wrt or () if s is not None}
     for i in ir.constants:
         ns[f"c{i}"] = ir.order[i].value
-        lines.append(f"v{i} = c{i}")
-        defs.add(f"v{i}")
+        if i in read:
+            lines.append(f"v{i} = c{i}")
+            defs.add(f"v{i}")
     if ir.python_backward:
         lines.append("_fast = " + (" and ".join(
             f"v{i}.__class__ in _PYR" for i in ir.leaves) or "True"))
@@ -62,12 +69,14 @@ def _forward(ir: PlanIR, step: ForwardStep, ns: dict[str, Any], compact: bool) -
     return Block(tuple(lines), frozenset(defs), frozenset(vals), node=i, args=tuple(vals))
 
 
-def _seed(ir: PlanIR) -> Block:
+def _seed(ir: PlanIR, inner: set[int]) -> Block:
     t = ir.target
     lines = [f"g{t} = _seed(v{t}) if v{t}.__class__ is not float else 1.0"]
-    lines += [f"g{s} = None" for s in ir.maybe_none]
+    # A loop keeps the gradients of its blocks but the last in its own locals.
+    maybe_none = [s for s in ir.maybe_none if s not in inner]
+    lines += [f"g{s} = None" for s in maybe_none]
     lines += [f"o{s} = False" for s in ir.flagged]
-    defs = {f"g{t}", *(f"g{s}" for s in ir.maybe_none), *(f"o{s}" for s in ir.flagged)}
+    defs = {f"g{t}", *(f"g{s}" for s in maybe_none), *(f"o{s}" for s in ir.flagged)}
     return Block(tuple(lines), frozenset(defs), frozenset({f"v{t}"}))
 
 
@@ -173,20 +182,52 @@ def _result(ir: PlanIR) -> Block:
                  frozenset(outs) | {x for x in grads if x != "None"})
 
 
-def emit_general(ir: PlanIR, compact: bool = False,
-                 ) -> tuple[list[Block], list[Block], dict[str, Any]]:
+def emit_general(ir: PlanIR, compact: bool = False, loops: Sequence[Loop] = (),
+                 ) -> tuple[list[Block], list[Block], dict[str, Any]] | None:
     """The forward blocks, the backward blocks (none without ``wrt``) and the names
-    the code reads from its namespace. ``compact`` code (for large plans, where
-    compiling dominates) leaves shape checks and accumulation to runtime helpers."""
+    the code reads from its namespace; None when one of ``loops`` cannot be written as
+    a loop. ``compact`` code (for large plans, where compiling dominates) leaves shape
+    checks and accumulation to runtime helpers."""
     ns: dict[str, Any] = {}
     for w in ir.written.values():
         ns.update(w.names)
-    fw = [_prologue(ir, ns), *(_forward(ir, st, ns, compact) for st in ir.forward)]
+    steps = {st.slot: st for st in ir.backward}
+    targeted = {c.target for st in ir.backward for c in st.contributions} | set(ir.maybe_none)
+    if ir.grad_mode:
+        targeted.add(ir.target)
+    written = []
+    for L, loop in enumerate(loops):
+        got = array_loop(ir, loop, L, steps, targeted, ns)
+        if got is None:
+            return None
+        written.append((loop, got))
+    skip = {i for loop in loops for i in range(loop.start, loop.end)}
+    fw = [_prologue(ir, ns, skip)]
+    # Each loop's forward block stands where its first op would.
+    at = {next(i for i in range(lp.start, lp.end) if ir.inputs[i] is not None): got
+          for lp, got in written}
+    for st in ir.forward:
+        if st.slot in at:
+            fw.append(at[st.slot].forward)
+        elif st.slot not in skip:
+            fw.append(_forward(ir, st, ns, compact))
     if not ir.grad_mode:
         outs = [f"v{s}" for s in ir.outputs]
         fw.append(Block((f"_R = ({', '.join(outs)},), ()",), frozenset({"_R"}),
                         frozenset(outs)))
         return fw, [], ns
-    bw = [_seed(ir), *(_backward(ir, st, ns, compact) for st in ir.backward),
-          _result(ir)]
+    inner = {i for lp in loops for i in range(lp.start, lp.end - lp.period)}
+    bw = [_seed(ir, inner)]
+    pending = sorted(written, key=lambda lg: -lg[0].start)
+    for bst in ir.backward:
+        while pending and bst.slot < pending[0][0].start:
+            b = pending.pop(0)[1].backward
+            assert b is not None
+            bw.append(b)
+        if bst.slot not in skip:
+            bw.append(_backward(ir, bst, ns, compact))
+    for _, got in pending:
+        assert got.backward is not None
+        bw.append(got.backward)
+    bw.append(_result(ir))
     return fw, bw, ns

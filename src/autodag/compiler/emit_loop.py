@@ -10,7 +10,7 @@ the loop (``g5``) gather every block's share.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ..nodes import Constant
 from .emit_rules import Grads, add_to, emit_rules
@@ -21,11 +21,10 @@ from .source import Line, forward_expr
 __all__ = ["LoopCode", "loop_backward", "loop_forward", "loop_gradients"]
 
 
-@dataclass(frozen=True)
-class LoopCode:
+class LoopCode(NamedTuple):
     """A loop's backward body and what it needs around it."""
 
-    index: int
+    number: int
     body: list[str]
     #: Block positions whose gradients pass from each block to the previous one.
     carried: list[int]
@@ -82,7 +81,7 @@ def loop_forward(ir: PlanIR, loop: Loop, code: LoopCode, val: list[str],
                  src: list[str], lines: dict[int, Line], ns: dict[str, object]) -> None:
     """The forward loop over the blocks, keeping what each block's backward reads;
     afterwards the last block's values are what follows the loop reads."""
-    s, p, e, L = loop.start, loop.period, loop.end, code.index
+    s, p, e, L = loop.start, loop.period, loop.end, code.number
     carried = loop.carried
     out = src.append
     if carried:
@@ -120,7 +119,7 @@ def loop_gradients(loop: Loop, emit: Callable[[str], None], grads: Grads,
     """The backward loop, from the gradients of the last block's values to those of
     the nodes before the loop; False when those reaching the last block are not the
     ones each block passes back (the caller then writes the last block out)."""
-    s, p, last, L = loop.start, loop.period, loop.end - loop.period, code.index
+    s, p, last, L = loop.start, loop.period, loop.end - loop.period, code.number
     name = grads.name
     fed = [j for j in range(p) if f"g{last + j}" in name]
     if fed != code.carried:

@@ -5,7 +5,6 @@ contribution is one expression added to a named gradient."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 
 from .source import fields_of
 from .templates import Written
@@ -13,16 +12,17 @@ from .templates import Written
 __all__ = ["Grads", "add_to", "emit_rules"]
 
 
-@dataclass
 class Grads:
     """The gradients written so far: ``name[key]`` is what holds gradient ``key``
-    (itself, or an alias such as the gradient a pass-through rule forwards)."""
+    (itself, or an alias such as the gradient a pass-through rule forwards); the keys
+    some rule added to (``touched``); the local names rules read values from."""
 
-    name: dict[str, str] = field(default_factory=dict)
-    #: Gradient keys some rule added to.
-    touched: set[str] = field(default_factory=set)
-    #: Local names the rules read values from.
-    reads: set[str] = field(default_factory=set)
+    __slots__ = ("name", "reads", "touched")
+
+    def __init__(self, name: dict[str, str] | None = None) -> None:
+        self.name: dict[str, str] = {} if name is None else name
+        self.touched: set[str] = set()
+        self.reads: set[str] = set()
 
 
 def add_to(emit: Callable[[str], None], grads: Grads, key: str, expr: str,

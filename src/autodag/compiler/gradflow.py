@@ -5,8 +5,7 @@ gradients die. Part of the analysis; pure functions of slot data."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from ..nodes import Constant, Node
 from .ir import Acc, BackwardStep, Contribution
@@ -14,8 +13,7 @@ from .ir import Acc, BackwardStep, Contribution
 __all__ = ["NO_FLOW", "Flow", "backward_steps"]
 
 
-@dataclass(frozen=True, slots=True)
-class Flow:
+class Flow(NamedTuple):
     """The backward pass as steps, and what the forward pass must keep for it."""
 
     steps: tuple[BackwardStep, ...]
@@ -95,8 +93,11 @@ def backward_steps(
     order: Sequence[Node], inputs: Sequence[tuple[int, ...] | None],
     outputs: Sequence[int], wrt: Sequence[int | None] | None,
     want: Mapping[int, tuple[bool, ...]], rules: Mapping[int, Any],
+    looped: frozenset[int] = frozenset(), skip: set[int] | None = None,
 ) -> Flow:
-    """The backward pass of a plan (empty without ``wrt``)."""
+    """The backward pass of a plan (empty without ``wrt``). Contributions of the ops in
+    ``looped`` (written as loops) count as uncertain and never owned; ops in ``skip``
+    get no step."""
     if wrt is None:
         return NO_FLOW
     target = outputs[0]
@@ -117,7 +118,7 @@ def backward_steps(
     into: dict[int, list[tuple[int, int]]] = {}
     for i, k, s in edges:
         w = rules[i].written
-        ok = w is not None and w.codes[k] is not None and i in certain
+        ok = w is not None and w.codes[k] is not None and i in certain and i not in looped
         sure[(i, k)] = ok
         if ok:
             certain.add(s)
@@ -133,6 +134,8 @@ def backward_steps(
     for i, k, s in edges:
         by_op.setdefault(i, []).append((k, s))
     for i in visit:
+        if skip and i in skip:
+            continue
         r = rules[i]
         ins = inputs[i]
         assert ins is not None

@@ -6,15 +6,14 @@ each value dies. The emitters only print it; nothing is read back from the text.
 Values are named by slot (position in the topological order): ``v3`` the value of
 slot 3, ``g3`` its gradient, ``s3`` its shape when only that is kept.
 
-Steps are named tuples, immutable like frozen dataclasses but made at a tuple's cost:
-a plan makes one or two per node, and a frozen dataclass costs CPython about 3 us to
-build, a tenth of the whole budget for compiling a node.
+Records are named tuples: immutable and typed like frozen dataclasses, but made at a
+tuple's cost (a plan makes one or two per node, and a frozen dataclass costs CPython
+about 3 us to build, a tenth of the budget for compiling a node) and cheap to import.
 """
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
 from typing import NamedTuple
 
 from ..nodes import Node
@@ -86,8 +85,7 @@ class BackwardStep(NamedTuple):
     dead: tuple[int, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class PlanIR:
+class PlanIR(NamedTuple):
     """Everything the emitters need to print a plan."""
 
     order: tuple[Node, ...]

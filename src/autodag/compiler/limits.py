@@ -10,10 +10,14 @@ from __future__ import annotations
 #: A cached plan of at most this many nodes is compiled on its second call: that costs
 #: at most a few milliseconds, and for small graphs the per-call overhead is what matters.
 COMPILE_AT_ONCE = 100
-#: Seconds of expected compile time per node of general (array) code. A larger plan is
-#: compiled once its interpreted calls have taken that long in all, so a caller never
-#: spends much more than twice the best of interpreting every call and compiling at once.
-COMPILE_COST = 1.5e-4
+#: Seconds of expected compile time per node of general (array) code written
+#: straight-line. A larger plan is compiled once its interpreted calls have taken that
+#: long in all, so a caller never spends much more than twice the best of interpreting
+#: every call and compiling at once.
+COMPILE_COST = 2e-4
+#: Seconds per node of analysing a plan (the part of compiling that a loop does not
+#: save).
+ANALYSIS_COST = 2.5e-5
 #: Seconds of expected compile time per node of a scalar function.
 SCALAR_COMPILE_COST = 5e-5
 #: Plans kept per graph version; a program asking for more distinct ones starts over.

@@ -32,7 +32,7 @@ def locate(exc: Exception, sources: Mapping[str, Source],
             ns = src.namespace
             args = [local[n] if n in local else ns.get(n) for n in line.args]
             if line.backward:
-                return backward_error(node, local.get(f"g{slot}"), args, exc)
+                return backward_error(node, local.get(line.grad or f"g{slot}"), args, exc)
             return forward_error(node, args, exc)
         tb = tb.tb_next
     return None

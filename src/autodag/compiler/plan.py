@@ -26,6 +26,7 @@ from ..runtime import (
     acc_add,
     acc_first,
     acc_owned,
+    acc_sum,
     check_joint,
     iadd,
     numpy_floats,
@@ -40,7 +41,7 @@ from .emit_general import emit_general
 from .emit_scalar import scalar_source
 from .ir import PlanIR
 from .locate import locate, run_interpreted, unplaced
-from .rolling import find_loops
+from .rolling import Loop, array_loops, find_loops
 from .source import Source
 
 __all__ = ["Plan"]
@@ -52,7 +53,7 @@ _RUNTIME: Final = {
     "_red": reduce_grad, "_joint": check_joint, "_nd": np.ndarray, "_iadd": iadd,
     "_seed": seed, "_qenter": quiet_enter, "_qexit": quiet_exit,
     "_shape_token": shape_token, "_PYR": _PY_REAL,
-    "_accf": acc_first, "_acca": acc_add, "_acco": acc_owned,
+    "_accf": acc_first, "_acca": acc_add, "_acco": acc_owned, "_accn": acc_sum,
 }
 
 
@@ -60,7 +61,7 @@ def _float64s(values: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(np.float64(v) if v.__class__ is float else v for v in values)
 
 
-def _loops(ir: PlanIR) -> list[Any]:
+def _loops(ir: PlanIR) -> list[Loop]:
     """The blocks the scalar function writes as loops."""
     n = len(ir.order)
     if n < limits.ROLL_MIN_NODES:
@@ -90,6 +91,7 @@ class Plan(PlanBase):
         self._scalar: Callable[..., Any] | None = None
         self._general: Callable[..., Any] | None = None
         self._interp: Interpreted | None = None
+        self._loops: list[Loop] | None = None
         now = eager or len(self.order) <= limits.LAZY_GENERAL_NODES
         if now or self._templated():
             ir = self.ir
@@ -107,23 +109,14 @@ class Plan(PlanBase):
 
     @property
     def ir(self) -> PlanIR:
-        """The plan's IR, built on first use; for a graph meant for Python numbers,
-        first only what the scalar function needs."""
+        """The plan's IR without steps (what the scalar function and the choice of
+        loops need), built on first use."""
         if self._ir is None:
             with self._lock:
                 if self._ir is None:
                     self._ir = build_ir(self.order, self.outputs, self.wrt, self._registry,
-                                        general=not self._templated())
+                                        general=False)
         return self._ir
-
-    @property
-    def general_ir(self) -> PlanIR:
-        """The plan's IR with the steps the general function is printed from."""
-        ir = self.ir
-        if not ir.forward and any(isinstance(n, Operator) for n in self.order):
-            with self._lock:
-                ir = self._ir = build_ir(self.order, self.outputs, self.wrt, self._registry)
-        return ir
 
     @property
     def has_scalar(self) -> bool:
@@ -157,11 +150,36 @@ class Plan(PlanBase):
         with self._lock:
             if self._general is None:
                 compact = len(self.order) > limits.COMPACT_NODES
-                fw, bw, ns = emit_general(self.general_ir, compact)
+                fw, bw, ns = self._emit_general(compact)
                 text, lines = assemble(fw, bw)
                 self._general = self._exec(Source(text, ns, lines), "", "_plan")
                 self.uses_xp = self.ir.uses_xp
             return self._general
+
+    def _array_loops(self) -> list[Loop]:
+        """The blocks the general function writes as loops, found once."""
+        if self._loops is None:
+            self._loops = array_loops(self.ir, _loops(self.ir))
+        return self._loops
+
+    def _compile_estimate(self) -> float:
+        """Seconds generating the general function is expected to take."""
+        n = len(self.order)
+        rolled = sum(lp.period * lp.reps for lp in self._array_loops())
+        return n * limits.ANALYSIS_COST + (n - rolled) * limits.COMPILE_COST
+
+    def _emit_general(self, compact: bool) -> tuple[Any, Any, dict[str, Any]]:
+        """The general function's blocks, with the blocks the graph repeats as loops."""
+        loops = self._array_loops()
+        if loops:
+            ir = build_ir(self.order, self.outputs, self.wrt, self._registry, loops=loops)
+            got = emit_general(ir, compact, loops)
+            if got is not None:
+                return got
+        ir = build_ir(self.order, self.outputs, self.wrt, self._registry)
+        got = emit_general(ir, compact)
+        assert got is not None  # straight-line code always writes
+        return got
 
     def run(self, xp: Any, leaf_values: Sequence[Any]) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
         """Output values and raw gradients for these leaf values (in ``leaves`` order)."""
@@ -182,7 +200,8 @@ class Plan(PlanBase):
         fn = self._general
         if fn is None:
             interp = self._interp
-            if interp is not None and interp.spent < len(self.order) * limits.COMPILE_COST:
+            if interp is not None and (interp.calls == 0
+                                       or interp.spent < self._compile_estimate()):
                 return interp.run(xp, leaf_values)
             fn = self._make_general()
         if xp is None and self.uses_xp:

@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, NamedTuple
 
 import numpy as np
 
@@ -40,8 +39,7 @@ _TRIES: Final = 8
 _SHIFT, _SAME, _CONST = 0, 1, 2
 
 
-@dataclass(frozen=True)
-class Loop:
+class Loop(NamedTuple):
     """``reps`` blocks of ``period`` nodes from slot ``start``; ``refs[j]`` tells where
     the op at block position ``j`` finds its inputs (None for a constant)."""
 
@@ -84,8 +82,7 @@ def _op_key(node: Operator, i: int) -> object:
     return key
 
 
-@dataclass(frozen=True)
-class Codes:
+class Codes(NamedTuple):
     """The graph as arrays: per node a code equal for nodes that may repeat each other,
     whether it is a constant, and its input slots (-1 where it has fewer)."""
 
@@ -323,3 +320,29 @@ def find_loops(order: Sequence[Node], inputs: Sequence[Sequence[int] | None],
 
 def _prefix(c: Codes, hi: int) -> Codes:
     return Codes(c.code[:hi], c.const[:hi], c.inputs[:hi])
+
+
+def array_loops(ir: Any, loops: Sequence[Loop]) -> list[Loop]:
+    """The loops general code may write: those whose last block is read from outside
+    the loop only at carried positions (the backward loop hands in only their
+    gradients), cut short by one block where that makes it so."""
+    n = len(ir.order)
+    readers: dict[int, set[int]] = {}
+    for i, ins in enumerate(ir.inputs):
+        for x in ins or ():
+            readers.setdefault(x, set()).add(i)
+    outs = set(ir.outputs) | {s for s in ir.wrt or () if s is not None}
+    kept = []
+    for lp in loops:
+        for _ in range(2):
+            if lp.reps < limits.MIN_REPS:
+                break
+            last = lp.end - lp.period
+            carried = set(lp.carried)
+            outside = {x - last for x in range(last, min(lp.end, n))
+                       if x in outs or any(r >= lp.end for r in readers.get(x, ()))}
+            if outside <= carried:
+                kept.append(lp)
+                break
+            lp = Loop(lp.start, lp.period, lp.reps - 1, lp.refs)
+    return kept

@@ -4,18 +4,16 @@ assembled source with a map from its lines to the nodes they compute."""
 from __future__ import annotations
 
 import functools
-import string
+import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final, NamedTuple
 
 from ..nodes import Constant
 
 __all__ = ["Block", "Line", "Source", "fields_of", "forward_expr", "twinned", "twins_of"]
 
 
-@dataclass(frozen=True, slots=True)
-class Block:
+class Block(NamedTuple):
     """Top-level statements that go together: a chunk boundary never falls inside."""
 
     lines: tuple[str, ...]
@@ -27,10 +25,11 @@ class Block:
     node: int | None = None
     args: tuple[str, ...] = ()
     backward: bool = False
+    #: For a block of several ops (a loop): (line offset in the block, what it computes).
+    marks: tuple[tuple[int, Line], ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class Line:
+class Line(NamedTuple):
     """What a line of generated code computes: the op at ``slot``, or for a line of a
     loop's block the op at that block position (its slot is ``start + k * period +
     position`` in iteration ``k``, which the loop keeps in the local ``counter``); and
@@ -40,23 +39,27 @@ class Line:
     args: tuple[str, ...]
     period: int = 0
     counter: str = ""
-    #: A line of the op's backward rules (else of its forward).
+    #: A line of the op's backward rules (else of its forward), and the local holding
+    #: the op's incoming gradient there (``g{slot}`` when empty).
     backward: bool = False
+    grad: str = ""
 
 
-@dataclass(frozen=True)
-class Source:
+class Source(NamedTuple):
     """Generated source, the namespace it runs in, and what its op lines compute."""
 
     text: str
     namespace: dict[str, Any]
-    lines: dict[int, Line] = field(default_factory=dict)
+    lines: dict[int, Line]
+
+
+_FIELD: Final = re.compile(r"\{(g|out|\d+)\}")
 
 
 @functools.lru_cache(maxsize=4096)
 def fields_of(fmt: str) -> frozenset[str]:
     """The fields of a template's format string: ``g``, ``out``, ``0``, ``1``..."""
-    return frozenset(f for _, f, _, _ in string.Formatter().parse(fmt) if f)
+    return frozenset(_FIELD.findall(fmt))
 
 
 def twinned(code: str, pure: bool, vals: Sequence[str], twins: Sequence[str | None],

@@ -13,8 +13,7 @@ import ast
 import re
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from ..opdef import OpDef
 from ..registry import Registry
@@ -28,8 +27,7 @@ _Q: Final = re.compile(r"\b_q\b")
 _lock = threading.Lock()
 
 
-@dataclass(frozen=True, slots=True)
-class Tpl:
+class Tpl(NamedTuple):
     """A template ready to write out."""
 
     #: A format string over ``{g}``, ``{out}``, ``{0}``, ``{1}``...
@@ -48,8 +46,7 @@ class Tpl:
         return self.fmt.format(*args, g=g, out=out)
 
 
-@dataclass(frozen=True, slots=True)
-class OpTemplates:
+class OpTemplates(NamedTuple):
     """An op's forward template (None: called) and per-input rule templates."""
 
     forward: Tpl | None
@@ -60,8 +57,7 @@ class OpTemplates:
         return self.vjps[k] if k < len(self.vjps) else None
 
 
-@dataclass(frozen=True, slots=True)
-class Written:
+class Written(NamedTuple):
     """An op's backward rules as written for the inputs that want gradients."""
 
     #: What two or more of the rules compute in common, as a format string, or None.

@@ -101,9 +101,12 @@ def check_joint(results: Any, node: Operator) -> Sequence[Any]:
 
 
 def shape_token(v: Any) -> Any:
-    """What the backward pass needs of a value it no longer keeps: its shape."""
+    """What the backward pass needs of a value it no longer keeps: its shape (a float
+    is its own token, read as shape ())."""
     if v.__class__ is np.ndarray:
         return v.shape
+    if v.__class__ is float:
+        return v
     return np.shape(v)
 
 
@@ -196,10 +199,11 @@ def finish_gradients(
 def _shaped(t: Any, like: Any, node: Operator, k: int) -> Any:
     """``t`` summed to the shape of ``like`` (a value or a shape token) when it differs."""
     lc = like.__class__
-    if t.__class__ is np.ndarray:
+    tc = t.__class__
+    if tc is np.ndarray:
         if (lc is np.ndarray and t.shape == like.shape) or (lc is tuple and t.shape == like):
             return t
-    elif t.__class__ is float and lc is float:
+    elif tc is float and (lc is float or (lc is tuple and not like)):
         return t
     return reduce_grad(t, like, node, k)
 

@@ -118,7 +118,7 @@ def test_no_import_circles() -> None:
             if t == "" or (t.startswith(m + ".")):
                 continue
             if state.get(t) == 1:
-                cycle = path[path.index(t):] + [t] if t in path else [m, t]
+                cycle = [*path[path.index(t):], t] if t in path else [m, t]
                 raise AssertionError(f"import circle: {' -> '.join(cycle)}")
             if t not in state:
                 visit(t, [*path, t])

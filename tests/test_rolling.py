@@ -300,3 +300,102 @@ def test_values_only_programs_roll_too_and_take_arrays() -> None:
     np.testing.assert_allclose(arr, ref, rtol=1e-12)
     x0, a, b = leaves
     assert ad.evaluate(out, {x0: 0.5, a: 0.9, b: 0.1}) == pytest.approx(value, rel=1e-12)
+
+
+def _residual_stack(blocks: int) -> tuple[Any, Any, list[Any]]:
+    with ad.Graph():
+        x0 = ad.Placeholder(name="x0")
+        h: Any = x0
+        hs = []
+        for _ in range(blocks):
+            h = ad.ops.tanh(h * 0.9) + h
+            hs.append(h)
+        loss = ad.ops.sum(h)
+    return x0, loss, hs
+
+
+def _residual_reference(x: Any, blocks: int) -> tuple[float, Any]:
+    """sum(h) after h = tanh(0.9 h) + h, and its gradient by the chain rule."""
+    h, g = np.array(x, dtype=np.float64), np.ones(np.shape(x))
+    for _ in range(blocks):
+        t = np.tanh(0.9 * h)
+        g = g * (0.9 * (1.0 - t * t) + 1.0)
+        h = t + h
+    return float(np.sum(h)), g
+
+
+def test_array_graphs_built_in_a_loop_compile_to_a_loop() -> None:
+    x0, loss, _ = _residual_stack(300)  # 1,202 nodes
+    prog = ad.compile(loss, wrt=[x0], inputs=[x0])
+    assert "for _k0 in range(" in prog.source
+    assert prog.source.count("\n") < 100  # one block, not 300
+    x = np.linspace(0.5, 2.0, 4)  # away from 0, where the gradient is 1.9 ** 300
+    value, (g,) = prog(x)
+    ref_v, ref_g = _residual_reference(x, 300)
+    assert value == pytest.approx(ref_v, rel=1e-12)
+    np.testing.assert_allclose(g, ref_g, rtol=1e-12)
+    (fd,) = numeric_grads(lambda v: _residual_reference(v, 300)[0], [x])
+    np.testing.assert_allclose(g, fd, rtol=1e-6)
+
+
+class _Capped:
+    """A plugin op that fails once its input exceeds a bound (forward) or whose
+    backward rule fails where the incoming gradient exceeds one."""
+
+    @staticmethod
+    def _forward(a: Any) -> Any:
+        if np.max(a) > 5.0:
+            raise ValueError(f"capped: {np.max(a):.2f} > 5")
+        return a * 1.0
+
+    @staticmethod
+    def _vjp(xp: Any, g: Any, out: Any, a: Any) -> Any:
+        if np.max(np.abs(g)) > 1.0:
+            raise RuntimeError("capped gradient")
+        return g
+
+    @ad.hookimpl
+    def autodag_register_ops(self) -> list[ad.OpDef]:
+        return [ad.OpDef(name="capped", arity=1, forward=self._forward,
+                         backward=(self._vjp,), symbolic=False)]
+
+
+def test_errors_in_an_array_loop_name_the_failing_repetition() -> None:
+    plugin = _Capped()
+    ad.register_plugin(plugin, name="capped-plugin")
+    try:
+        with ad.Graph():
+            x0 = ad.Placeholder(name="x0")
+            h: Any = x0
+            caps = []
+            for _ in range(200):
+                h = ad.ops.capped(ad.ops.tanh(h) * 0.5 + h)
+                caps.append(h)
+            loss = ad.ops.sum(h)
+        prog = ad.compile(loss, wrt=[x0], inputs=[x0])
+        assert "for _k0 in range(" in prog.source
+        # h grows by at most 0.5 a block: it passes 5 only after the eighth.
+        start = np.full(3, 0.5)
+        with pytest.raises(ad.ShapeMismatchError) as info:
+            prog(start)
+        k = next(k for k in range(200) if _capped_path(start, k) > 5.0)
+        assert k >= 8
+        msg = str(info.value)
+        assert f"{caps[k].name!r}" in msg and "capped-plugin" in msg, msg
+        assert "test_rolling.py:" in msg  # where the node was made
+        # From 0, h stays 0; the backward pass fails where the incoming gradient,
+        # 1 at the last block, has grown past 1: in the block before it.
+        with pytest.raises(ad.GradientError) as info2:
+            prog(np.zeros(3))
+        msg = str(info2.value)
+        assert f"{caps[198].name!r}" in msg and "capped gradient" in msg, msg
+    finally:
+        ad.unregister_plugin(plugin)
+
+
+def _capped_path(x: Any, k: int) -> float:
+    """The input of the capped op in block ``k``, computed in NumPy."""
+    h = np.array(x, dtype=np.float64)
+    for _ in range(k):
+        h = np.tanh(h) * 0.5 + h
+    return float(np.max(np.tanh(h) * 0.5 + h))

@@ -176,6 +176,19 @@ def _forward_steps(order: Sequence[Node], inputs: Sequence[tuple[int, ...] | Non
     return tuple(forward)
 
 
+def _forward_templates(order: Sequence[Node], registry: Registry) -> dict[int, Tpl | None]:
+    """Per op slot: the forward template written out (None: the rule is called)."""
+    forwards: dict[Any, Tpl | None] = {}
+    templates: dict[int, Tpl | None] = {}
+    for i, node in enumerate(order):
+        if isinstance(node, Operator):
+            op = node.op
+            if op not in forwards:
+                forwards[op] = op_templates(op, registry).forward
+            templates[i] = None if node.attrs else forwards[op]
+    return templates
+
+
 def build_ir(order: Sequence[Node], outputs: Sequence[Node], wrt: Sequence[Node] | None,
              registry: Registry, general: bool = True,
              loops: Sequence[Loop] = ()) -> PlanIR:
@@ -201,14 +214,7 @@ def build_ir(order: Sequence[Node], outputs: Sequence[Node], wrt: Sequence[Node]
             if r is None:
                 r = seen[key] = _rules(op, len(w), w, registry)
             rules[i] = r
-    forwards: dict[Any, Tpl | None] = {}
-    templates: dict[int, Tpl | None] = {}
-    for i, node in enumerate(order):
-        if isinstance(node, Operator):
-            op = node.op
-            if op not in forwards:
-                forwards[op] = op_templates(op, registry).forward
-            templates[i] = None if node.attrs else forwards[op]
+    templates = _forward_templates(order, registry)
     constants = tuple(i for i, n in enumerate(order) if isinstance(n, Constant))
     is_const = set(constants)
     bw = NO_FLOW

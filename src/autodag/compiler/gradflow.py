@@ -89,6 +89,23 @@ def _modes(edges: Sequence[tuple[int, int, int]], sure: Mapping[tuple[int, int],
     return modes
 
 
+def _reads(inputs: Sequence[tuple[int, ...] | None], want: Mapping[int, tuple[bool, ...]],
+           rules: Mapping[int, Any]) -> tuple[set[int], set[int]]:
+    """The values some backward rule reads, and those whose shape it needs."""
+    kept: set[int] = set()
+    shape_of: set[int] = set()
+    for i, w in want.items():
+        r = rules[i]
+        if r.reads_out:
+            kept.add(i)
+        for j, s in enumerate(inputs[i] or ()):
+            if r.reads_in[j]:
+                kept.add(s)
+            if w[j]:
+                shape_of.add(s)
+    return kept, shape_of
+
+
 def backward_steps(
     order: Sequence[Node], inputs: Sequence[tuple[int, ...] | None],
     outputs: Sequence[int], wrt: Sequence[int | None] | None,
@@ -101,17 +118,7 @@ def backward_steps(
     if wrt is None:
         return NO_FLOW
     target = outputs[0]
-    kept: set[int] = set()
-    shape_of: set[int] = set()
-    for i, w in want.items():
-        r = rules[i]
-        if r.reads_out:
-            kept.add(i)
-        for j, s in enumerate(inputs[i] or ()):
-            if r.reads_in[j]:
-                kept.add(s)
-            if w[j]:
-                shape_of.add(s)
+    kept, shape_of = _reads(inputs, want, rules)
     visit, edges = _edges(order, inputs, target, want, rules)
     certain = {target}
     sure: dict[tuple[int, int], bool] = {}

@@ -399,3 +399,25 @@ def _capped_path(x: Any, k: int) -> float:
     for _ in range(k):
         h = np.tanh(h) * 0.5 + h
     return float(np.max(np.tanh(h) * 0.5 + h))
+
+
+@pytest.mark.parametrize("lag", [2, 3])
+def test_array_recurrences_reading_further_back_roll_too(lag: int) -> None:
+    def f(x: Any, y: Any, tanh: Any) -> Any:
+        hs = [x, y, x * 0.5]
+        for _ in range(200):
+            hs.append(tanh(hs[-1] * 0.5 + hs[-lag] * 0.3 + 0.1))
+        return hs[-1] * hs[-2]
+
+    with ad.Graph():
+        x, y = ad.Placeholder(name="x"), ad.Placeholder(name="y")
+        out = ad.ops.sum(f(x, y, ad.ops.tanh))
+    prog = ad.compile(out, wrt=[x, y], inputs=[x, y])
+    assert "for _k0 in range(" in prog.source
+    assert prog.source.count("\n") < 300  # not 200 blocks
+    a, b = np.linspace(0.1, 0.9, 3), np.linspace(-0.5, 0.5, 3)
+    value, grads = prog(a, b)
+    assert value == pytest.approx(float(np.sum(f(a, b, np.tanh))), rel=1e-12)
+    ref = numeric_grads(lambda u, v: f(u, v, np.tanh), [a, b])
+    for g, r in zip(grads, ref, strict=True):
+        np.testing.assert_allclose(g, r, rtol=1e-6, atol=1e-9)

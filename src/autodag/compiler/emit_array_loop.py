@@ -6,7 +6,7 @@ reverse. Gradients here may be missing or of any shape, so every contribution go
 through the runtime's ``_acca`` (sum to shape, add where present): the same code serves
 every repetition. Loop ``L``'s locals: ``b{L}_3`` / ``p{L}_3`` the block's value at
 position 3 and the one carried in; ``d{L}_3`` / ``n{L}_3`` their gradients;
-``s{L}_3`` / ``sp{L}_3`` their shapes.
+``sb{L}_3`` / ``sp{L}_3`` their shapes; ``q{L}_2_3`` the value two blocks back.
 """
 
 from __future__ import annotations
@@ -28,6 +28,11 @@ class ArrayLoop:
         self.forward, self.backward = forward, backward
 
 
+def _outer(ir: PlanIR, x: int) -> str:
+    """The name of a node outside the loop: a local, or a constant's namespace name."""
+    return f"c{x}" if isinstance(ir.order[x], Constant) else f"v{x}"
+
+
 def _name(ir: PlanIR, loop: Loop, L: int, ref: Ref) -> str:
     kind, x = ref
     if kind == "local":
@@ -35,7 +40,19 @@ def _name(ir: PlanIR, loop: Loop, L: int, ref: Ref) -> str:
         return f"c{s}" if isinstance(ir.order[s], Constant) else f"b{L}_{x}"
     if kind == "carry":
         return f"p{L}_{x}"
-    return f"c{x}" if isinstance(ir.order[x], Constant) else f"v{x}"
+    if kind == "lag":
+        d, r = divmod(x, loop.period)
+        return f"q{L}_{d}_{r}"
+    return _outer(ir, x)
+
+
+def _key(loop: Loop, L: int, ref: Ref) -> str:
+    """The gradient a contribution to ``ref`` goes to."""
+    kind, x = ref
+    if kind == "lag":
+        d, r = divmod(x, loop.period)
+        return f"m{L}_{d}_{r}"
+    return {"local": f"d{L}_", "carry": f"n{L}_", "fixed": "g"}[kind] + str(x)
 
 
 def _like(ir: PlanIR, loop: Loop, L: int, ref: Ref, value: bool,
@@ -45,7 +62,7 @@ def _like(ir: PlanIR, loop: Loop, L: int, ref: Ref, value: bool,
     if kind == "fixed":
         return f"v{x}" if value else f"s{x}"
     name = _name(ir, loop, L, ref)
-    token = f"s{L}_{x}" if kind == "local" else f"sp{L}_{x}"
+    token = "s" + name
     if name in saved:
         return name
     saved[token] = f"_shape_token({name})"
@@ -69,7 +86,7 @@ def _rules(ir: PlanIR, loop: Loop, L: int, j: int, step: BackwardStep, ns: dict[
         for f in fields_of(code) if code else ():
             read.add(b if f == "out" else vals[int(f)] if f.isdigit() else g)
     for n in read:
-        if n.startswith((f"b{L}_", f"p{L}_")):
+        if n.startswith((f"b{L}_", f"p{L}_", f"q{L}_")):
             saved[n] = n
     kw = f", **A{i}" if node.attrs else ""
     if node.attrs:
@@ -86,8 +103,7 @@ def _rules(ir: PlanIR, loop: Loop, L: int, j: int, step: BackwardStep, ns: dict[
         ns[f"b{i}"] = node.op.joint_backward
         out.append(f"            t = _joint(b{i}{call}, {where})")
     for c in step.contributions:
-        kind, x = refs[c.k]
-        key = {"local": f"d{L}_", "carry": f"n{L}_", "fixed": "g"}[kind] + str(x)
+        key = _key(loop, L, refs[c.k])
         if step.joint:
             expr = f"t[{c.k}]"
         elif c.code is not None:
@@ -104,7 +120,6 @@ def _rules(ir: PlanIR, loop: Loop, L: int, j: int, step: BackwardStep, ns: dict[
 def _backward(ir: PlanIR, loop: Loop, L: int, steps: dict[int, BackwardStep],
               targeted: set[int], ns: dict[str, Any], saved: dict[str, str]) -> Block | None:
     s, p, e = loop.start, loop.period, loop.end
-    carried = loop.carried
     body: list[str] = []
     marks: list[tuple[int, Line]] = []
     for j in reversed(range(p)):
@@ -116,27 +131,40 @@ def _backward(ir: PlanIR, loop: Loop, L: int, steps: dict[int, BackwardStep],
             return None  # the first block is not like the others
         _rules(ir, loop, L, j, step, ns, saved, body, marks)
     ops = [j for j, r in enumerate(loop.refs) if r is not None]
-    head = [f"{', '.join(f'd{L}_{r}' for r in carried)}, = "
-            f"{', '.join(f'g{e - p + r}' if e - p + r in targeted else 'None' for r in carried)},"
-            ] if carried else []
+    window = loop.window
+    # Per position read by later blocks: d{L}_r the gradient of this block's value,
+    # a{L}_e_r what later blocks gave so far to the block e back.
+    state = [f"d{L}_{r}" for r in window] + [f"a{L}_{k}_{r}" for r, dr in window.items()
+                                              for k in range(1, dr)]
+    entry = [f"g{e - p + r}" if e - p + r in targeted else "None" for r in window]
+    entry += ["None"] * (len(state) - len(window))
+    head = [f"{', '.join(state)}, = {', '.join(entry)},"] if state else []
     head.append(f"for _k{L} in range({loop.reps - 1}, -1, -1):")
     names = sorted(saved)
     if names:
         head.append(f"    {', '.join(names)}, = _S{L}[_k{L}]")
-    resets = [f"n{L}_{r}" for r in carried] + [f"d{L}_{j}" for j in ops if j not in carried]
+    resets = [f"n{L}_{r}" for r in window]
+    resets += [f"m{L}_{d}_{r}" for r, dr in window.items() for d in range(2, dr + 1)]
+    resets += [f"d{L}_{j}" for j in ops if j not in window]
     if resets:
         head.append(f"    {' = '.join(resets)} = None")
-    tail = [f"    {', '.join(f'd{L}_{r}' for r in carried)}, = "
-            f"{', '.join(f'n{L}_{r}' for r in carried)},"] if carried else []
+    # Into the block before: its own gradient is complete, the others move up one.
+    moved = [f"_accn(a{L}_1_{r}, n{L}_{r})" if dr > 1 else f"n{L}_{r}"
+             for r, dr in window.items()]
+    moved += [f"_accn(a{L}_{k + 1}_{r}, m{L}_{k + 1}_{r})" if k + 1 < dr else f"m{L}_{dr}_{r}"
+              for r, dr in window.items() for k in range(1, dr)]
+    tail = [f"    {', '.join(state)}, = {', '.join(moved)},"] if state else []
     defs: set[str] = set()
-    for r in carried:
-        x = s - p + r
-        if x in targeted:
-            tail.append(f"g{x} = _accn(g{x}, d{L}_{r})")
-            defs.add(f"g{x}")
+    for r, dr in window.items():
+        for back in range(dr):
+            x = s - (back + 1) * p + r
+            if x in targeted:
+                held = f"d{L}_{r}" if back == 0 else f"a{L}_{back}_{r}"
+                tail.append(f"g{x} = _accn(g{x}, {held})")
+                defs.add(f"g{x}")
     fixed = {x for refs in loop.refs if refs for kind, x in refs if kind == "fixed"}
     defs |= {f"g{x}" for x in fixed if x in targeted}
-    uses = {f"_S{L}", *defs, *(f"g{e - p + r}" for r in carried),
+    uses = {f"_S{L}", *defs, *(f"g{e - p + r}" for r in window),
             *(f"v{x}" for x in fixed), *(f"s{x}" for x in fixed)}
     lines = head + [ln[4:] for ln in body] + tail
     shift = len(head)
@@ -147,14 +175,18 @@ def _backward(ir: PlanIR, loop: Loop, L: int, steps: dict[int, BackwardStep],
 def _forward(ir: PlanIR, loop: Loop, L: int, saved: dict[str, str],
              ns: dict[str, Any]) -> Block:
     s, p, e = loop.start, loop.period, loop.end
-    carried = loop.carried
+    window = loop.window
     lines: list[str] = []
     marks: list[tuple[int, Line]] = []
     uses: set[str] = set()
-    if carried:
-        init = [f"v{s - p + r}" for r in carried]
+    # The values later blocks read: p{L}_r one block back, q{L}_d_r d blocks back.
+    held = [f"p{L}_{r}" for r in window] + [f"q{L}_{d}_{r}" for r, dr in window.items()
+                                            for d in range(2, dr + 1)]
+    if held:
+        init = [_outer(ir, s - p + r) for r in window]
+        init += [_outer(ir, s - d * p + r) for r, dr in window.items() for d in range(2, dr + 1)]
         uses.update(init)
-        lines.append(f"{', '.join(f'p{L}_{r}' for r in carried)}, = {', '.join(init)},")
+        lines.append(f"{', '.join(held)}, = {', '.join(init)},")
     if saved:
         lines += [f"_S{L} = []", f"_a{L} = _S{L}.append"]
     lines.append(f"for _k{L} in range({loop.reps}):")
@@ -175,9 +207,11 @@ def _forward(ir: PlanIR, loop: Loop, L: int, saved: dict[str, str],
     if saved:
         names = sorted(saved)
         lines.append(f"    _a{L}(({', '.join(saved[n] for n in names)},))")
-    if carried:
-        lines.append(f"    {', '.join(f'p{L}_{r}' for r in carried)}, = "
-                     f"{', '.join(f'b{L}_{r}' for r in carried)},")
+    if held:
+        shifted = [f"b{L}_{r}" for r in window] + [
+            f"p{L}_{r}" if d == 2 else f"q{L}_{d - 1}_{r}"
+            for r, dr in window.items() for d in range(2, dr + 1)]
+        lines.append(f"    {', '.join(held)}, = {', '.join(shifted)},")
     tokens = {st.slot for st in ir.forward if st.token}
     for j, refs in enumerate(loop.refs):
         if refs is not None:

@@ -68,6 +68,8 @@ def emit_scalar(ir: PlanIR, loops: Sequence[Loop]) -> Source | int:
     codes: list[LoopCode] = []
     pos = 0
     for L, loop in enumerate(loops):
+        if loop.lags:
+            return L  # the scalar function's loops read one block back at most
         for i in range(pos, loop.start):
             _forward(ir, i, val, src, lines, ns)
         code = loop_backward(ir, loop, L, val) if ir.grad_mode else LoopCode(L, [], [], [], [])

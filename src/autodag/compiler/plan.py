@@ -41,7 +41,7 @@ from .emit_general import emit_general
 from .emit_scalar import scalar_source
 from .ir import PlanIR
 from .locate import locate, run_interpreted, unplaced
-from .rolling import Loop, array_loops, find_loops
+from .rolling import MAX_LAG, Loop, array_loops, find_loops
 from .source import Source
 
 __all__ = ["Plan"]
@@ -61,7 +61,7 @@ def _float64s(values: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(np.float64(v) if v.__class__ is float else v for v in values)
 
 
-def _loops(ir: PlanIR) -> list[Loop]:
+def _loops(ir: PlanIR, max_lag: int = 1) -> list[Loop]:
     """The blocks the scalar function writes as loops."""
     n = len(ir.order)
     if n < limits.ROLL_MIN_NODES:
@@ -73,7 +73,8 @@ def _loops(ir: PlanIR) -> list[Loop]:
         signature[i] = kinds.setdefault(w, len(kinds) + 1)
     wrt = [s for s in ir.wrt or () if s is not None]
     least = min(limits.ROLL_MIN_LOOP, limits.ROLL_MIN_NODES)
-    return find_loops(ir.order, ir.inputs, ir.outputs, wrt, signature, least)
+    return find_loops(ir.order, ir.inputs, ir.outputs, wrt, signature, least,
+                      max_lag=max_lag)
 
 
 class Plan(PlanBase):
@@ -159,7 +160,7 @@ class Plan(PlanBase):
     def _array_loops(self) -> list[Loop]:
         """The blocks the general function writes as loops, found once."""
         if self._loops is None:
-            self._loops = array_loops(self.ir, _loops(self.ir))
+            self._loops = array_loops(self.ir, _loops(self.ir, MAX_LAG))
         return self._loops
 
     def _compile_estimate(self) -> float:

@@ -28,8 +28,13 @@ __all__ = ["Codes", "Loop", "Ref", "codes", "find_loop", "find_loops", "limit", 
 #: How an input of a block's op is found in every repetition: ``("local", j)`` the
 #: value at position ``j`` of the same block; ``("carry", j)`` the value at position
 #: ``j`` of the previous block (for the first block, the node one period before);
+#: ``("lag", d * period + j)`` the value at position ``j`` of the block ``d`` >= 2
+#: blocks before (for the first blocks, the node ``d`` periods before);
 #: ``("fixed", slot)`` the same node in every block (or equal constants).
-Ref = tuple[Literal["local", "carry", "fixed"], int]
+Ref = tuple[Literal["local", "carry", "lag", "fixed"], int]
+
+#: How many blocks back a loop's block may read.
+MAX_LAG: Final = 4
 
 #: How far back the search looks for the previous occurrence of an op, and how many
 #: occurrences it tries.
@@ -58,6 +63,22 @@ class Loop(NamedTuple):
         """Block positions whose values the next block reads, in order."""
         return sorted({x for refs in self.refs if refs for kind, x in refs
                        if kind == "carry"})
+
+    @property
+    def window(self) -> dict[int, int]:
+        """Block positions whose values later blocks read: how many blocks back, at most."""
+        depth: dict[int, int] = {}
+        for refs in self.refs:
+            for kind, x in refs or ():
+                if kind in ("carry", "lag"):
+                    d, r = divmod(x, self.period) if kind == "lag" else (1, x)
+                    depth[r] = max(depth.get(r, 0), d)
+        return dict(sorted(depth.items()))
+
+    @property
+    def lags(self) -> bool:
+        """Whether a block reads further back than the previous one."""
+        return any(kind == "lag" for refs in self.refs if refs for kind, _ in refs)
 
 
 def _constant_key(value: object, i: int) -> object:
@@ -152,7 +173,7 @@ def _run(c: Codes, i0: int, period: int) -> tuple[int, int, dict[int, tuple[int,
 
 def _block_refs(
     order: Sequence[Node], slot: Mapping[Node, int], start: int, period: int,
-    pattern: Mapping[int, tuple[int, ...]],
+    pattern: Mapping[int, tuple[int, ...]], max_lag: int,
 ) -> tuple[int, list[tuple[Ref, ...] | None]] | None:
     """Where each op of the block at ``start`` finds its inputs, and the first slot the
     loop may start at (after every node all blocks share)."""
@@ -176,22 +197,24 @@ def _block_refs(
                 r.append(("fixed", sx))
             elif sx >= start:
                 r.append(("local", sx - start))
-            elif sx >= start - period and isinstance(order[sx + period], Operator):
-                r.append(("carry", sx - start + period))
             else:
-                return None  # reaches further back than the previous block
+                d = -(-(start - sx) // period)  # how many blocks back
+                if d > max_lag or not isinstance(order[sx + d * period], Operator):
+                    return None
+                pos = sx - start + d * period
+                r.append(("carry", pos) if d == 1 else ("lag", d * period + pos))
         refs.append(tuple(r))
     return first, refs
 
 
 def _loop_at(order: Sequence[Node], slot: Mapping[Node, int], lo: int, hi: int,
-             period: int, pattern: Mapping[int, tuple[int, ...]]) -> Loop | None:
+             period: int, pattern: Mapping[int, tuple[int, ...]], max_lag: int) -> Loop | None:
     """The loop over the blocks of the stretch ``[lo, hi + period)``."""
     start, reps = lo, (hi + period - lo) // period
     if reps < limits.MIN_REPS:
         return None
     for _ in range(2):
-        got = _block_refs(order, slot, start, period, pattern)
+        got = _block_refs(order, slot, start, period, pattern, max_lag)
         if got is None:
             return None
         first, refs = got
@@ -206,7 +229,7 @@ def _loop_at(order: Sequence[Node], slot: Mapping[Node, int], lo: int, hi: int,
 
 
 def find_loop(order: Sequence[Node], slot: Mapping[Node, int], c: Codes,
-              min_nodes: int, first: int = 0) -> Loop | None:
+              min_nodes: int, first: int = 0, max_lag: int = 1) -> Loop | None:
     """The longest run of a repeated block covering at least ``min_nodes`` nodes, or
     None. Looks around a few anchor nodes, at the previous occurrences of their op."""
     n = len(order)
@@ -230,7 +253,7 @@ def find_loop(order: Sequence[Node], slot: Mapping[Node, int], c: Codes,
                 continue  # repeats as fewer, larger blocks of a period already found
             got = _run(c, j, period)
             if got is not None:
-                loop = _loop_at(order, slot, got[0], got[1], period, got[2])
+                loop = _loop_at(order, slot, got[0], got[1], period, got[2], max_lag)
                 if loop is not None:
                     found.append(period)
                     if best is None or loop.period * loop.reps > best.period * best.reps:
@@ -294,7 +317,7 @@ def limit(loop: Loop, order: Sequence[Node], slot: Mapping[Node, int],
 def find_loops(order: Sequence[Node], inputs: Sequence[Sequence[int] | None],
                outputs: Sequence[int], wrt: Sequence[int],
                signature: np.ndarray[Any, np.dtype[np.int64]], min_nodes: int,
-               most: int = 8) -> list[Loop]:
+               most: int = 8, max_lag: int = 1) -> list[Loop]:
     """Non-overlapping loops a scalar function may write, in order: the longest
     repeated block, then the longest in what lies before and after it, and so on."""
     slot = {n: i for i, n in enumerate(order)}
@@ -305,7 +328,7 @@ def find_loops(order: Sequence[Node], inputs: Sequence[Sequence[int] | None],
         lo, hi = spans.pop()
         if hi - lo < min_nodes:
             continue
-        loop = find_loop(order[:hi], slot, _prefix(c, hi), min_nodes, lo)
+        loop = find_loop(order[:hi], slot, _prefix(c, hi), min_nodes, lo, max_lag)
         if loop is None:
             continue
         loop = uniform(loop, signature)
@@ -338,7 +361,7 @@ def array_loops(ir: Any, loops: Sequence[Loop]) -> list[Loop]:
             if lp.reps < limits.MIN_REPS:
                 break
             last = lp.end - lp.period
-            carried = set(lp.carried)
+            carried = set(lp.window)
             outside = {x - last for x in range(last, min(lp.end, n))
                        if x in outs or any(r >= lp.end for r in readers.get(x, ()))}
             if outside <= carried:

@@ -23,6 +23,7 @@ from .nodeargs import common_graph, node_list
 from .nodes import Constant, Node, Operator, make_operator
 from .opdef import OpDef
 from .registry import RegisteredOp, Registry, get_registry
+from .runtime import check_joint
 from .shapes import StaticShapes
 from .traversal import depends_on as _depends_on
 from .traversal import topological_sort
@@ -149,13 +150,8 @@ class _Builder:
                     for k, rule in enumerate(vjps)
                 ]
             elif op.joint_backward is not None:
-                results = op.joint_backward(xp, g, node, *ins, **node.attrs)
-                if not isinstance(results, (tuple, list)) or len(results) != len(ins):
-                    n = len(results) if isinstance(results, (tuple, list)) else "a non-sequence"
-                    raise GradientError(
-                        f"backward of op {op.name!r} from plugin {node.plugin.describe()} "
-                        f"returned {n} gradients for {len(ins)} inputs, at {node.describe()}"
-                    )
+                results = check_joint(op.joint_backward(xp, g, node, *ins, **node.attrs),
+                                      node)
             else:
                 return [None] * len(ins)
             out: list[Node | None] = []
@@ -242,14 +238,7 @@ def _numeric_vjp_op(node: Operator, k: int) -> OpDef:
             assert rule is not None
             return rule(xp, g, out, *ins, **attrs)
         assert joint is not None
-        results = joint(xp, g, out, *ins, **attrs)
-        if not isinstance(results, (tuple, list)) or len(results) != len(ins):
-            n = len(results) if isinstance(results, (tuple, list)) else "a non-sequence"
-            raise GradientError(
-                f"backward of op {op.name!r} from plugin {node.plugin.describe()} "
-                f"returned {n} gradients for {len(ins)} inputs, at {node.describe()}"
-            )
-        gk = results[k]
+        gk = check_joint(joint(xp, g, out, *ins, **attrs), node)[k]
         # A rule may leave an input without gradient; the graph needs a value.
         return np.zeros(np.shape(ins[k])) if gk is None else gk
 

@@ -61,10 +61,11 @@ def _float64s(values: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(np.float64(v) if v.__class__ is float else v for v in values)
 
 
-def _loops(ir: PlanIR, max_lag: int = 1) -> list[Loop]:
-    """The blocks the scalar function writes as loops."""
+def _loops(ir: PlanIR, max_lag: int = 1, min_nodes: int | None = None) -> list[Loop]:
+    """The blocks a function writes as loops, in a graph of at least ``min_nodes``
+    nodes (the scalar function's threshold by default)."""
     n = len(ir.order)
-    if n < limits.ROLL_MIN_NODES:
+    if n < (limits.ROLL_MIN_NODES if min_nodes is None else min_nodes):
         return []
     # What the backward pass does with each node: nothing, or which inputs it feeds.
     kinds: dict[tuple[bool, ...], int] = {}
@@ -160,7 +161,8 @@ class Plan(PlanBase):
     def _array_loops(self) -> list[Loop]:
         """The blocks the general function writes as loops, found once."""
         if self._loops is None:
-            self._loops = array_loops(self.ir, _loops(self.ir, MAX_LAG))
+            least = min(limits.ROLL_MIN_ARRAY_NODES, limits.ROLL_MIN_NODES)
+            self._loops = array_loops(self.ir, _loops(self.ir, MAX_LAG, least))
         return self._loops
 
     def _compile_estimate(self) -> float:

@@ -1,8 +1,8 @@
 """Every tunable threshold of the compiler and the plan cache, so tests patch one place.
 
-Measured on scalar and array chains on a 2-core machine: the interpreter costs about
-4 us per node and call on Python floats and 6-17 us on small arrays; generated code
-0.25 us and 3.5-4 us.
+Figures in the comments were measured on a 2-core machine (benchmarks/compile_cost.py):
+on a chain of small-array ops the interpreter costs about 8 us per node and call, the
+generated code about 5 us.
 """
 
 from __future__ import annotations
@@ -18,8 +18,6 @@ COMPILE_COST = 2e-4
 #: Seconds per node of analysing a plan (the part of compiling that a loop does not
 #: save).
 ANALYSIS_COST = 2.5e-5
-#: Seconds of expected compile time per node of a scalar function.
-SCALAR_COMPILE_COST = 5e-5
 #: Plans kept per graph version; a program asking for more distinct ones starts over.
 MAX_PLANS = 128
 #: Statements per generated function before a plan is cut into chunks: CPython
@@ -34,8 +32,6 @@ ROLL_MIN_ARRAY_NODES = 200
 MIN_REPS = 4
 #: Nodes from which ``compile`` runs the interpreter until generating code pays off.
 LAZY_GENERAL_NODES = 1500
-#: Elements from which summing gradients in place beats making a new array.
-IN_PLACE_MIN = 1024
 #: Nodes a repeated block must cover (all its repetitions) to be written as a loop.
 ROLL_MIN_LOOP = 64
 #: Nodes from which general code leaves shape checks and accumulation to runtime

@@ -379,14 +379,14 @@ def draw_reps(rng: np.random.Generator, arith: bool) -> int:
     """Repetitions, log-uniform in pieces. Graphs of + - * / ** on Python floats, whose
     code is cheapest to make: 2.5% 4500-5000, 6% 1000-4500, 15% 100-1000, the rest
     10-100. Others, whose code costs far more per node to make (and whose steps are
-    thinner for more than 20): 15% 20-60, the rest 10-20. (Their long loops are the
-    named tests of ``test_loop_fuzz.py``.)"""
+    thinner for more than 20): 6% 200-2000, 15% 20-60, the rest 10-20."""
     u = rng.random()
     if arith:
         lo, hi = (4500, 5000) if u < 0.025 else (1000, 4500) if u < 0.085 else (
             100, 1000) if u < 0.235 else (10, 100)
     else:
-        lo, hi = (20, 60) if u < 0.15 else (10, 20)
+        # Long loops of any op roll into loops of the general function, cheap to make.
+        lo, hi = (200, 2000) if u < 0.06 else (20, 60) if u < 0.21 else (10, 20)
     return _log_uniform(rng, lo, hi)
 
 
@@ -735,8 +735,9 @@ def make_case(case: int) -> Recipe:
     # At most this many ops: fewer repetitions when the steps came out larger (but no
     # fewer than 10, or 1001 for a long loop, or 4500 for one near 5000, whose steps
     # are the cheapest).
-    cap = 3000 if heavy else 250 if cheap else 40
-    floor = 4500 if reps >= 4500 else 1001 if heavy else 10
+    long = not cheap and reps >= 200
+    cap = 3000 if heavy else 250 if cheap else 2500 if long else 40
+    floor = 4500 if reps >= 4500 else 1001 if heavy else 200 if long else 10
     ops = sum(st.reps * stage_ops(st) for st in stages)
     if ops > cap:
         stages = [replace(st, reps=max(floor if s == 0 or family == "zip" else 10,

@@ -36,8 +36,6 @@ from ..runtime import (
 )
 from . import limits
 from .analysis import build_ir
-from .chunks import assemble
-from .emit_general import emit_general
 from .emit_scalar import scalar_source
 from .ir import PlanIR
 from .locate import locate, run_interpreted, unplaced
@@ -149,6 +147,9 @@ class Plan(PlanBase):
             return self._scalar
 
     def _make_general(self) -> Callable[..., Any]:
+        # A program for Python numbers may never need these: they load on first use.
+        from .chunks import assemble
+
         with self._lock:
             if self._general is None:
                 compact = len(self.order) > limits.COMPACT_NODES
@@ -173,6 +174,8 @@ class Plan(PlanBase):
 
     def _emit_general(self, compact: bool) -> tuple[Any, Any, dict[str, Any]]:
         """The general function's blocks, with the blocks the graph repeats as loops."""
+        from .emit_general import emit_general
+
         loops = self._array_loops()
         if loops:
             ir = build_ir(self.order, self.outputs, self.wrt, self._registry, loops=loops)

@@ -421,3 +421,36 @@ def test_array_recurrences_reading_further_back_roll_too(lag: int) -> None:
     ref = numeric_grads(lambda u, v: f(u, v, np.tanh), [a, b])
     for g, r in zip(grads, ref, strict=True):
         np.testing.assert_allclose(g, r, rtol=1e-6, atol=1e-9)
+
+
+def test_a_gradient_inside_an_array_loop_leaves_a_loop_on_each_side() -> None:
+    with ad.Graph():
+        x = ad.Placeholder(name="x")
+        h: Any = x
+        mids = []
+        for _ in range(400):
+            h = ad.ops.tanh(h * 0.9) + 0.01
+            mids.append(h)
+        loss = ad.ops.sum(h)
+    mid = mids[200]
+    prog = ad.compile(loss, wrt=[x, mid], inputs=[x])
+    assert prog.source.count("for _k1 in range(") == 2  # a second loop, forward and back
+    assert prog.source.count("\n") < 150
+    a = np.linspace(0.1, 0.9, 3)
+    _, (gx, gmid) = prog(a)
+
+    def steps(v: Any, n: int) -> tuple[Any, Any]:
+        """n steps of v = tanh(0.9 v) + 0.01 and their derivative, by the chain rule."""
+        d = np.ones_like(v)
+        for _ in range(n):
+            t = np.tanh(v * 0.9)
+            d = d * 0.9 * (1.0 - t * t)
+            v = t + 0.01
+        return v, d
+
+    m, d_head = steps(a, 201)
+    _, d_tail = steps(m, 199)
+    np.testing.assert_allclose(gmid, d_tail, rtol=1e-10)
+    np.testing.assert_allclose(gx, d_head * d_tail, rtol=1e-10)
+    (fd,) = numeric_grads(lambda v: steps(v, 3)[0], [a])  # the rule itself, checked
+    np.testing.assert_allclose(steps(a, 3)[1], fd, rtol=1e-6)

@@ -285,8 +285,11 @@ def uniform(loop: Loop, signature: np.ndarray[Any, np.dtype[np.int64]]) -> Loop 
 def limit(loop: Loop, order: Sequence[Node], slot: Mapping[Node, int],
           outputs: Sequence[int], wrt: Sequence[int]) -> Loop | None:
     """``loop`` cut short so that nothing after it reads a block but the last, every
-    output but in the last block, and every ``wrt`` node after it."""
+    output but in the last block, and every ``wrt`` node after it; a loop whose first
+    block holds a ``wrt`` node starts after it instead."""
     s, p = loop.start, loop.period
+    if any(s <= i < s + p for i in wrt):
+        s, loop = s + p, Loop(s + p, p, loop.reps - 1, loop.refs)
     reps = loop.reps
     end = loop.end
 
@@ -329,7 +332,12 @@ def find_loops(order: Sequence[Node], inputs: Sequence[Sequence[int] | None],
         if hi - lo < min_nodes:
             continue
         loop = find_loop(order[:hi], slot, _prefix(c, hi), min_nodes, lo, max_lag)
-        if loop is None:
+        if loop is not None and loop.start < lo:
+            # The run began in a loop found before: keep the blocks after it.
+            skip = -(-(lo - loop.start) // loop.period)
+            loop = Loop(loop.start + skip * loop.period, loop.period, loop.reps - skip,
+                        loop.refs)
+        if loop is None or loop.reps < limits.MIN_REPS:
             continue
         loop = uniform(loop, signature)
         if loop is not None:

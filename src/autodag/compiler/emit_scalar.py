@@ -42,6 +42,15 @@ def _backward(ir: PlanIR, i: int, val: list[str], emit: Any, grads: Grads) -> No
                [f"g{x}" for x in ins], grads)
 
 
+def _unpack(ir: PlanIR) -> list[str]:
+    """The leaves' values from ``L``, and the way out unless all are Python numbers."""
+    if not ir.leaves:
+        return []
+    names = [f"v{i}" for i in ir.leaves]
+    check = " or ".join(f"{x}.__class__ not in _PYR" for x in names)
+    return [f"    {', '.join(names)}, = L", f"    if {check}: return None"]
+
+
 def emit_scalar(ir: PlanIR, loops: Sequence[Loop]) -> Source | int:
     """``_scalar(L)``: both passes (or, without ``wrt``, the values only) for Python
     numbers, with ``loops`` written as loops; or the index of a loop that cannot be
@@ -50,16 +59,12 @@ def emit_scalar(ir: PlanIR, loops: Sequence[Loop]) -> Source | int:
     ns: dict[str, Any] = {}
     for w in ir.written.values():
         ns.update(w.names)
-    src = ["def _scalar(L):"]
+    src = ["def _scalar(L):", *_unpack(ir)]
 
     def emit(line: str) -> None:
         src.append("    " + line)
 
     lines: dict[int, Line] = {}
-    if ir.leaves:
-        names = [f"v{i}" for i in ir.leaves]
-        emit(f"{', '.join(names)}, = L")
-        emit("if " + " or ".join(f"{x}.__class__ not in _PYR" for x in names) + ": return None")
     # Constants are read from the namespace where they are used: no lines for them.
     val = [f"v{i}" for i in range(n)]
     for i in ir.constants:

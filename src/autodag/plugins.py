@@ -185,23 +185,15 @@ def _load_entry_points(pm: Manager) -> None:
             continue
         if pm.is_blocked(ep.name) or pm.has_plugin(ep.name):
             continue
+        step = "import"
         try:
             plugin = ep.load()
-        except Exception as exc:
-            report(
-                FailedPlugin(
-                    ep.name, f"import failed: {type(exc).__name__}: {exc}",
-                    info.distribution, info.version, info.entry_point,
-                ),
-                pm,
-            )
-            continue
-        try:
+            step = "registration"
             pm.register(plugin, name=ep.name)
         except Exception as exc:
             report(
                 FailedPlugin(
-                    ep.name, f"registration failed: {type(exc).__name__}: {exc}",
+                    ep.name, f"{step} failed: {type(exc).__name__}: {exc}",
                     info.distribution, info.version, info.entry_point,
                 ),
                 pm,

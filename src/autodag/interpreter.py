@@ -17,7 +17,7 @@ from ._arrays import quiet_numpy
 from .errors import AutodagError, GradientError, OpExecutionError, ShapeMismatchError
 from .nodes import Constant, Node, Operator
 from .registry import get_registry
-from .runtime import check_joint, numpy_floats, reduce_grad, seed
+from .runtime import check_joint, numpy_floats, seed, shaped_like
 from .traversal import depends_on
 
 __all__ = ["Interpreted", "PlanBase", "backward_error", "forward_error", "missing_feed"]
@@ -166,7 +166,6 @@ class Interpreted(PlanBase):
         xp = get_registry().numeric
         grads: list[Any] = [None] * len(vals)
         grads[target] = seed(vals[target])
-        nd = np.ndarray
         # Rules evaluate derivative formulas at points where they are infinite or
         # undefined (0 ** -0.5, log 0): the result is what NumPy says, without warnings.
         with quiet_numpy():
@@ -178,11 +177,7 @@ class Interpreted(PlanBase):
                 for k, gk in enumerate(_rules_of(node, xp, g, vals[i], args, want) or ()):
                     if gk is None or not want[k]:
                         continue
-                    like = args[k]
-                    gc, lc = gk.__class__, like.__class__
-                    if not ((gc is nd and lc is nd and gk.shape == like.shape)
-                            or (gc is float and lc is float)):
-                        gk = reduce_grad(gk, like, node, k)
+                    gk = shaped_like(gk, args[k], node, k)
                     j = ins[k]
                     prev = grads[j]
                     # Never in place: the same array may have been handed to two inputs.

@@ -22,7 +22,6 @@ __all__ = [
     "FROM_OUTPUT",
     "UNRELATED",
     "acc_add",
-    "acc_first",
     "acc_owned",
     "acc_sum",
     "check_joint",
@@ -32,6 +31,7 @@ __all__ = [
     "reduce_grad",
     "seed",
     "shape_token",
+    "shaped_like",
     "wrt_sources",
 ]
 
@@ -196,7 +196,7 @@ def finish_gradients(
     return result
 
 
-def _shaped(t: Any, like: Any, node: Operator, k: int) -> Any:
+def shaped_like(t: Any, like: Any, node: Operator, k: int) -> Any:
     """``t`` summed to the shape of ``like`` (a value or a shape token) when it differs."""
     lc = like.__class__
     tc = t.__class__
@@ -208,16 +208,11 @@ def _shaped(t: Any, like: Any, node: Operator, k: int) -> Any:
     return reduce_grad(t, like, node, k)
 
 
-def acc_first(t: Any, like: Any, node: Operator, k: int) -> Any:
-    """The first contribution to a gradient, summed to its input's shape."""
-    return _shaped(t, like, node, k)
-
-
 def acc_add(g: Any, t: Any, like: Any, node: Operator, k: int) -> Any:
     """``g`` plus a contribution that may be missing; ``g`` may be missing too."""
     if t is None:
         return g
-    t = _shaped(t, like, node, k)
+    t = shaped_like(t, like, node, k)
     return t if g is None else g + t
 
 
@@ -225,7 +220,7 @@ def acc_owned(g: Any, t: Any, like: Any, node: Operator, k: int) -> Any:
     """``g``, an array the plan owns, plus a contribution, in place where it can be."""
     if t is None:
         return g
-    t = _shaped(t, like, node, k)
+    t = shaped_like(t, like, node, k)
     return g + t if g.__class__ is float else iadd(g, t)
 
 

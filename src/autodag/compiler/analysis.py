@@ -22,7 +22,7 @@ from .ir import ForwardStep, PlanIR
 from .rolling import Loop
 from .templates import Tpl, Written, derived, op_templates, written
 
-__all__ = ["build_ir", "param_use"]
+__all__ = ["build_ir", "param_use", "templated"]
 
 _PY_REAL: Final = (int, float)
 
@@ -145,7 +145,7 @@ def _read_rules(op: OpDef, n_in: int, want: tuple[bool, ...], registry: Registry
     return _Rules(False, reads_out, tuple(reads_in), written(op, want, registry))
 
 
-def _templated(order: Sequence[Node]) -> bool:
+def templated(order: Sequence[Node]) -> bool:
     """Whether every op declares templates and every constant is a Python number: a
     graph meant to run on Python numbers."""
     for node in order:
@@ -201,7 +201,7 @@ def build_ir(order: Sequence[Node], outputs: Sequence[Node], wrt: Sequence[Node]
                     or isinstance(node, Operator) else None for node in order])
     out_slots = tuple(slot[o] for o in outputs)
     wrt_slots = None if wrt is None else tuple(slot.get(w) for w in wrt)
-    templated = _templated(order)
+    is_templated = templated(order)
     want: dict[int, tuple[bool, ...]] = {}
     rules: dict[int, _Rules] = {}
     if wrt_slots is not None:
@@ -232,14 +232,14 @@ def build_ir(order: Sequence[Node], outputs: Sequence[Node], wrt: Sequence[Node]
     distinct = {id(r): r for r in rules.values()}.values()
     complete = all(not r.joint and r.written is not None and r.written.complete
                    for r in distinct)
-    python_backward = wrt_slots is not None and templated and all(
+    python_backward = wrt_slots is not None and is_templated and all(
         not r.joint and r.written is not None and r.written.all_pure for r in distinct)
     return PlanIR(
         order, inputs,
         tuple(i for i, x in enumerate(inputs) if x is None and i not in is_const),
         constants, out_slots, wrt_slots, forward,
         tuple(i for i in sorted(bw.tokens) if inputs[i] is None), bw.steps,
-        bw.maybe_none, bw.flagged, bw.reached, templated, python_backward,
-        templated and complete, not complete,
+        bw.maybe_none, bw.flagged, bw.reached, is_templated, python_backward,
+        is_templated and complete, not complete,
         want, {i: r.written for i, r in rules.items() if r.written is not None}, templates,
     )

@@ -16,7 +16,7 @@ from typing import Any
 from ..nodes import Constant, Operator
 from .ir import BackwardStep, PlanIR
 from .rolling import Loop, Ref
-from .source import Block, Line, fields_of, forward_expr
+from .source import Block, Line, fields_of, forward_expr, rule_args
 
 __all__ = ["ArrayLoop", "array_loop"]
 
@@ -88,11 +88,7 @@ def _rules(ir: PlanIR, loop: Loop, L: int, j: int, step: BackwardStep, ns: dict[
     for n in read:
         if n.startswith((f"b{L}_", f"p{L}_", f"q{L}_")):
             saved[n] = n
-    kw = f", **A{i}" if node.attrs else ""
-    if node.attrs:
-        ns[f"A{i}"] = dict(node.attrs)
-    ins = ", ".join(v if step.reads_in[k] else "None" for k, v in enumerate(vals))
-    call = f"(xp, {g}, {b if step.reads_out else 'None'}, {ins}{kw})"
+    call = rule_args(node, i, g, b, vals, step, ns)
     where = f"_N{L}_{j}[_k{L}]"
     ns[f"_N{L}_{j}"] = [ir.order[i + k * loop.period] for k in range(loop.reps)]
     first = len(out)

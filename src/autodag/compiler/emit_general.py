@@ -14,7 +14,7 @@ from ..nodes import Operator
 from .emit_array_loop import array_loop
 from .ir import Acc, BackwardStep, Contribution, ForwardStep, PlanIR
 from .rolling import Loop
-from .source import Block, forward_expr, twinned, twins_of
+from .source import Block, forward_expr, rule_args, twinned, twins_of
 
 __all__ = ["emit_general"]
 
@@ -139,12 +139,7 @@ def _backward(ir: PlanIR, step: BackwardStep, ns: dict[str, Any], compact: bool)
     pad = "" if step.certain else "    "
     lines = [] if step.certain else [f"if g{i} is not None:"]
     vals = [f"v{s}" for s in ins]
-    in_args = [f"v{s}" if step.reads_in[j] else "None" for j, s in enumerate(ins)]
-    kw = ""
-    if node.attrs:
-        ns[f"A{i}"] = dict(node.attrs)
-        kw = f", **A{i}"
-    call = f"(xp, g{i}, {f'v{i}' if step.reads_out else 'None'}, {', '.join(in_args)}{kw})"
+    call = rule_args(node, i, f"g{i}", f"v{i}", vals, step, ns)
     twins = twins_of(ir.order, ins, ns)
     shared = step.written.shared if step.written is not None else None
     if shared is not None:

@@ -20,11 +20,10 @@ import numpy as np
 from .._arrays import quiet_enter, quiet_exit
 from ..errors import AutodagError
 from ..interpreter import Interpreted, PlanBase
-from ..nodes import Node, Operator
+from ..nodes import Node
 from ..registry import get_registry
 from ..runtime import (
     acc_add,
-    acc_first,
     acc_owned,
     acc_sum,
     check_joint,
@@ -33,9 +32,10 @@ from ..runtime import (
     reduce_grad,
     seed,
     shape_token,
+    shaped_like,
 )
 from . import limits
-from .analysis import build_ir
+from .analysis import build_ir, templated
 from .emit_scalar import scalar_source
 from .ir import PlanIR
 from .locate import locate, run_interpreted, unplaced
@@ -51,7 +51,7 @@ _RUNTIME: Final = {
     "_red": reduce_grad, "_joint": check_joint, "_nd": np.ndarray, "_iadd": iadd,
     "_seed": seed, "_qenter": quiet_enter, "_qexit": quiet_exit,
     "_shape_token": shape_token, "_PYR": _PY_REAL,
-    "_accf": acc_first, "_acca": acc_add, "_acco": acc_owned, "_accn": acc_sum,
+    "_accf": shaped_like, "_acca": acc_add, "_acco": acc_owned, "_accn": acc_sum,
 }
 
 
@@ -93,19 +93,14 @@ class Plan(PlanBase):
         self._interp: Interpreted | None = None
         self._loops: list[Loop] | None = None
         now = eager or len(self.order) <= limits.LAZY_GENERAL_NODES
-        if now or self._templated():
+        if now or templated(self.order):
             ir = self.ir
             self.uses_xp = ir.uses_xp
             if now:
                 self._make_scalar() if ir.scalar else self._make_general()
-            if not ir.scalar and self._general is None:
-                self._interp = Interpreted(self.order, self.outputs, self.wrt)
-        else:
+        if self._general is None and not self.has_scalar:
+            # Until the general function pays off, calls are interpreted.
             self._interp = Interpreted(self.order, self.outputs, self.wrt)
-
-    def _templated(self) -> bool:
-        return all(not isinstance(n, Operator) or n.op.inline is not None
-                   or n.op.inline_vjps is not None for n in self.order)
 
     @property
     def ir(self) -> PlanIR:

@@ -10,7 +10,8 @@ from typing import Any, Final, NamedTuple
 
 from ..nodes import Constant
 
-__all__ = ["Block", "Line", "Source", "fields_of", "forward_expr", "twinned", "twins_of"]
+__all__ = ["Block", "Line", "Source", "fields_of", "forward_expr", "rule_args", "twinned",
+           "twins_of"]
 
 
 class Block(NamedTuple):
@@ -108,3 +109,15 @@ def forward_expr(node: Any, slot: int, template: Any, vals: Sequence[str],
         ns[f"A{slot}"] = dict(node.attrs)
         call = f"{call}, **A{slot}" if call else f"**A{slot}"
     return f"f{slot}({call})"
+
+
+def rule_args(node: Any, slot: int, g: str, out: str, vals: Sequence[str],
+              step: Any, ns: dict[str, Any]) -> str:
+    """The argument list ``(xp, g, out, *inputs, **attrs)`` of a called backward rule,
+    with None for the values the rules never read (so the plan may drop them)."""
+    ins = ", ".join(v if step.reads_in[k] else "None" for k, v in enumerate(vals))
+    kw = ""
+    if node.attrs:
+        ns[f"A{slot}"] = dict(node.attrs)
+        kw = f", **A{slot}"
+    return f"(xp, {g}, {out if step.reads_out else 'None'}, {ins}{kw})"

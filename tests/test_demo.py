@@ -1,7 +1,9 @@
-"""The demo: data set, progress bar, PNG writer, training, and ``autodag demo`` itself."""
+"""The demo: data set, progress, curves and charts, training, and ``autodag demo`` itself."""
 
 from __future__ import annotations
 
+import csv
+import importlib.util
 import io
 import os
 import struct
@@ -15,37 +17,45 @@ import numpy as np
 import pytest
 
 import autodag as ad
-from autodag import demo
-from autodag._png import line_chart, write_png
+from autodag import charts, demo
+
+from .graphviz_marks import needs_graphviz
 
 needs_plugins = pytest.mark.skipif(
     bool(demo.missing_ops()),
     reason=f"plugins providing {sorted(demo.missing_ops())} are not installed",
 )
+HAVE_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
+HAVE_TQDM = importlib.util.find_spec("tqdm") is not None
+needs_matplotlib = pytest.mark.skipif(not HAVE_MATPLOTLIB, reason="matplotlib not installed")
+needs_tqdm = pytest.mark.skipif(not HAVE_TQDM, reason="tqdm not installed")
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+CHART_TEXTS = {charts.STEP_LABEL, charts.LOSS_LABEL, charts.ACCURACY_LABEL, "0%", "100%"}
 
 
-def read_png(path: Path) -> np.ndarray:
-    """Decode an 8-bit RGB, non-interlaced PNG: parsed from the PNG specification."""
+def png_size(path: Path) -> tuple[int, int]:
+    """Width and height of a PNG file, after checking its signature and header CRC."""
     data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    pos, idat, header = 8, b"", b""
-    while pos < len(data):
-        (length,) = struct.unpack(">I", data[pos : pos + 4])
-        tag = data[pos + 4 : pos + 8]
-        body = data[pos + 8 : pos + 8 + length]
-        (crc,) = struct.unpack(">I", data[pos + 8 + length : pos + 12 + length])
-        assert crc == zlib.crc32(tag + body), f"bad CRC in {tag!r}"
-        if tag == b"IHDR":
-            header = body
-        elif tag == b"IDAT":
-            idat += body
-        pos += 12 + length
-    assert tag == b"IEND"
-    w, h, depth, color, _, _, interlace = struct.unpack(">IIBBBBB", header)
-    assert (depth, color, interlace) == (8, 2, 0)
-    raw = np.frombuffer(zlib.decompress(idat), np.uint8).reshape(h, 1 + 3 * w)
-    assert not raw[:, 0].any()  # filter type 0 on every row
-    return raw[:, 1:].reshape(h, w, 3)
+    assert data[:8] == PNG_SIGNATURE
+    (length,) = struct.unpack(">I", data[8:12])
+    assert data[12:16] == b"IHDR" and length == 13
+    (crc,) = struct.unpack(">I", data[29:33])
+    assert crc == zlib.crc32(data[12:29])
+    width, height = struct.unpack(">II", data[16:24])
+    return width, height
+
+
+def svg_texts(path: Path) -> list[str]:
+    """The text of every <text> element of an SVG file (which must parse as SVG)."""
+    root = ET.parse(path).getroot()
+    assert root.tag.endswith("svg")
+    return [t.text or "" for t in root.iter() if t.tag.endswith("text")]
+
+
+def read_csv(path: Path) -> list[list[str]]:
+    with path.open(encoding="utf-8", newline="") as f:
+        return list(csv.reader(f))
 
 
 def test_two_spirals_is_reproducible_and_balanced() -> None:
@@ -61,39 +71,101 @@ def test_two_spirals_is_reproducible_and_balanced() -> None:
     assert np.linalg.norm(x, axis=1).max() <= 1.0
 
 
-def test_png_round_trip(tmp_path: Path) -> None:
-    img = np.zeros((3, 4, 3), np.uint8)
-    img[0, 0] = (255, 0, 0)
-    img[2, 3] = (1, 2, 3)
-    np.testing.assert_array_equal(read_png(write_png(tmp_path / "a.png", img)), img)
-    with pytest.raises(ValueError, match=r"shape \(3, 4\)"):
-        write_png(tmp_path / "b.png", img[:, :, 0])
-
-
-def test_line_chart_draws_curves_in_their_colours() -> None:
-    img = line_chart([("loss", [1.0, 0.1, 0.01], (31, 119, 180)),
-                      ("accuracy", [0.5, 0.9, 1.0], (230, 115, 0))], width=300, height=200)
-    assert img.shape == (200, 300, 3)
-    colours = {tuple(c) for c in img.reshape(-1, 3)}
-    assert {(31, 119, 180), (230, 115, 0), (255, 255, 255), (0, 0, 0)} <= colours
-
-
-def test_progress_bar_for_a_log_file() -> None:
+def test_progress_lines_are_whole_lines() -> None:
     out = io.StringIO()
-    bar = demo.ProgressBar(20, out, width=10)
+    bar = demo.ProgressLines(20, out)
     for step in range(1, 21):
         bar.update(step, 1.0 / step, step / 20)
+    bar.close()
     lines = out.getvalue().splitlines()
     assert len(lines) == 10 and "\r" not in out.getvalue()
-    assert lines[0] == "[#---------]  10% step  2/20 loss 0.5000 accuracy  10.0%"
-    assert lines[-1] == "[##########] 100% step 20/20 loss 0.0500 accuracy 100.0%"
+    assert lines[0] == "step  2/20 ( 10%) loss 0.5000 accuracy  10.0%"
+    assert lines[-1] == "step 20/20 (100%) loss 0.0500 accuracy 100.0%"
+
+
+def test_progress_lines_without_tqdm(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # makes the import fail
+    assert isinstance(demo.make_progress(5, io.StringIO()), demo.ProgressLines)
+    assert not demo.available_tools().tqdm
+
+
+@needs_tqdm
+def test_tqdm_progress_shows_loss_and_accuracy() -> None:
+    out = io.StringIO()
+    bar = demo.make_progress(4, out)
+    assert not isinstance(bar, demo.ProgressLines)
+    for step in range(1, 5):
+        bar.update(step, 0.25 * step, step / 4)
+    bar.close()
+    final = out.getvalue().split("\r")[-1]
+    assert " 4/4 " in final and "100%" in final
+    assert "loss 1.0000 accuracy 100.0%" in final and final.endswith("\n")
+    assert isinstance(demo.make_progress(4, io.StringIO(), use_tqdm=False), demo.ProgressLines)
+
+
+def test_curves_csv_has_one_row_per_step_in_percent(tmp_path: Path) -> None:
+    path = charts.write_curves_csv(tmp_path / "c.csv", [0.75, 0.5, 0.125], [0.5, 0.875, 1.0])
+    assert read_csv(path) == [
+        ["step", "loss", "accuracy_percent"],
+        ["1", "0.75", "50.00"],
+        ["2", "0.5", "87.50"],
+        ["3", "0.125", "100.00"],
+    ]
+    with pytest.raises(ValueError, match="2 losses and 1 accuracies"):
+        charts.write_curves_csv(tmp_path / "d.csv", [1.0, 0.5], [0.5])
+
+
+@needs_matplotlib
+def test_charts_have_axes_ticks_and_legend(tmp_path: Path) -> None:
+    import matplotlib
+
+    def svg_settings() -> tuple[object, object]:
+        return matplotlib.rcParams["svg.fonttype"], matplotlib.rcParams["svg.hashsalt"]
+
+    before = svg_settings()
+    losses = [0.7 * 0.9**k for k in range(30)]
+    accuracies = [min(1.0, 0.5 + k / 40) for k in range(30)]
+    written = charts.draw_curves(tmp_path / "c", losses, accuracies, title="the title")
+    assert written == [tmp_path / "c.png", tmp_path / "c.svg"]
+    assert png_size(tmp_path / "c.png") == (800, 450)
+    texts = svg_texts(tmp_path / "c.svg")
+    assert CHART_TEXTS | {"the title"} <= set(texts)
+    # Each curve's label twice: on its axis and in the legend.
+    assert texts.count(charts.LOSS_LABEL) == texts.count(charts.ACCURACY_LABEL) == 2
+    assert svg_settings() == before  # the chart's settings did not leak
+    # The same curves give the same files, byte for byte.
+    again = charts.draw_curves(tmp_path / "d", losses, accuracies, title="the title")
+    assert again is not None
+    for a, b in zip(written, again):
+        assert a.read_bytes() == b.read_bytes()
+
+
+def test_charts_without_matplotlib(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    assert not charts.matplotlib_available()
+    assert charts.draw_curves(tmp_path / "c", [1.0], [0.5], title="t") is None
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_importing_autodag_imports_no_plotting_or_progress_library(tmp_path: Path) -> None:
+    code = (
+        "import sys, autodag, autodag.demo, autodag.charts, autodag.cli\n"
+        "print(sorted(m for m in ('matplotlib', 'tqdm', 'graphviz') if m in sys.modules))\n"
+        "if autodag.charts.matplotlib_available():\n"
+        f"    autodag.charts.draw_curves(__import__('pathlib').Path({str(tmp_path)!r}) / 'c',"
+        " [1.0, 0.5], [0.5, 1.0], title='t')\n"
+        "print('matplotlib.pyplot' in sys.modules)\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, check=True)
+    assert res.stdout.splitlines() == ["[]", "False"]
 
 
 @needs_plugins
 def test_training_reaches_95_percent() -> None:
     out = io.StringIO()
-    result = demo.train_spirals(out, **demo.FULL)
-    assert len(result.losses) == demo.FULL["steps"]
+    result = demo.train_spirals(out, **demo.FULL, progress=demo.ProgressLines(800, out))
+    assert len(result.losses) == len(result.accuracies) == demo.FULL["steps"]
     assert result.accuracy >= 0.95
     assert result.losses[-1] < result.losses[0] / 10
     # Accuracy recomputed independently from the trained graph's final logits.
@@ -101,7 +173,7 @@ def test_training_reaches_95_percent() -> None:
     assert result.loss_node is not None
     logits = next(n for n in ad.topological_sort(result.loss_node) if n.name == "add/2")
     assert np.mean(np.argmax(logits.value, axis=1) == labels) >= 0.95
-    assert "100% step 800/800" in out.getvalue()
+    assert out.getvalue().splitlines()[-1].startswith("step 800/800 (100%) loss ")
 
 
 @needs_plugins
@@ -129,8 +201,152 @@ def test_missing_plugin_ops_are_named(
     assert "dz/dc computed = 2.96" in out.getvalue()
 
 
+NOTE_PACKAGE = (
+    "note: graph pictures are DOT text only (no SVG): the graphviz Python package is not "
+    "installed; pip install 'autodag[viz]'"
+)
+NOTE_DOT = (
+    "note: graph pictures are DOT text only (no SVG): Graphviz's 'dot' program is not on "
+    "PATH; install Graphviz with the system package manager (e.g. apt-get install graphviz, "
+    "brew install graphviz; see https://graphviz.org/download/)"
+)
+NOTE_MATPLOTLIB = (
+    "note: the curves are in curves.csv only (no charts): matplotlib is not installed; "
+    "pip install 'autodag[viz]'"
+)
+NOTE_TQDM = (
+    "note: progress shown as plain lines: tqdm is not installed; pip install 'autodag[viz]'"
+)
+
+
+def _without(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, graphviz: str, python: str
+) -> None:
+    """Make the named pieces missing: a failing import, or a PATH with no ``dot``."""
+    if graphviz in ("no-package", "neither"):
+        monkeypatch.setitem(sys.modules, "graphviz", None)
+    if graphviz in ("no-dot", "neither"):
+        empty = tmp_path / "empty-bin"
+        empty.mkdir()
+        monkeypatch.setenv("PATH", str(empty))
+    if python in ("no-matplotlib", "neither"):
+        monkeypatch.setitem(sys.modules, "matplotlib", None)
+    if python in ("no-tqdm", "neither"):
+        monkeypatch.setitem(sys.modules, "tqdm", None)
+
+
+# Without the package, removing `dot` from PATH would make both pieces missing.
+needs_graphviz_package = pytest.mark.skipif(
+    importlib.util.find_spec("graphviz") is None, reason="graphviz package not installed")
+GRAPHVIZ_CASES = [
+    pytest.param("present", marks=needs_graphviz),
+    "no-package",
+    pytest.param("no-dot", marks=needs_graphviz_package),
+    "neither",
+]
+PYTHON_CASES = [
+    pytest.param("present", marks=[needs_matplotlib, needs_tqdm]),
+    pytest.param("no-matplotlib", marks=needs_tqdm),
+    pytest.param("no-tqdm", marks=needs_matplotlib),
+    "neither",
+]
+
+
 @needs_plugins
-def test_autodag_demo_quick_writes_pictures_and_plot(tmp_path: Path) -> None:
+@pytest.mark.parametrize("python", PYTHON_CASES)
+@pytest.mark.parametrize("graphviz", GRAPHVIZ_CASES)
+def test_demo_writes_the_documented_files_and_names_what_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, graphviz: str, python: str
+) -> None:
+    _without(monkeypatch, tmp_path, graphviz, python)
+    out_dir = tmp_path / "out"
+    out = io.StringIO()
+    assert demo.run_demo(out_dir, out, epochs=3, quick=True) == 0
+    text = out.getvalue()
+
+    expected = ["seed-graph.dot"]
+    notes = []
+    if graphviz == "present":
+        expected.append("seed-graph.svg")
+    expected.append("mlp-graph.dot")
+    if graphviz == "present":
+        expected.append("mlp-graph.svg")
+    expected.append("curves.csv")
+    if python in ("present", "no-tqdm"):
+        expected += ["curves.png", "curves.svg"]
+    if graphviz in ("no-package", "neither"):
+        notes.append(NOTE_PACKAGE)
+    if graphviz in ("no-dot", "neither"):
+        notes.append(NOTE_DOT)
+    if python in ("no-matplotlib", "neither"):
+        notes.append(NOTE_MATPLOTLIB)
+    if python in ("no-tqdm", "neither"):
+        notes.append(NOTE_TQDM)
+
+    assert sorted(p.name for p in out_dir.iterdir()) == sorted(expected)
+    assert f"wrote to {out_dir}/: {', '.join(expected)}" in text.splitlines()
+    assert [line for line in text.splitlines() if line.startswith("note:")] == notes
+
+    assert (out_dir / "seed-graph.dot").read_text(encoding="utf-8").startswith("digraph")
+    mlp_dot = (out_dir / "mlp-graph.dot").read_text(encoding="utf-8")
+    assert mlp_dot.startswith("digraph") and "|grad|" in mlp_dot
+    rows = read_csv(out_dir / "curves.csv")
+    assert rows[0] == list(charts.CSV_HEADER)
+    assert [r[0] for r in rows[1:]] == ["1", "2", "3"]
+    percents = [float(r[2]) for r in rows[1:]]
+    assert all(0 <= p <= 100 for p in percents) and max(percents) > 1  # percent, not 0..1
+    if graphviz == "present":
+        texts = " ".join(svg_texts(out_dir / "mlp-graph.svg"))
+        assert "softmax_cross_entropy [nn]" in texts and "|grad|" in texts
+        assert "mul/0" in svg_texts(out_dir / "seed-graph.svg")
+    if "curves.png" in expected:
+        assert png_size(out_dir / "curves.png") == (800, 450)
+        assert set(svg_texts(out_dir / "curves.svg")) >= CHART_TEXTS
+    if python in ("no-tqdm", "neither"):
+        assert "step 3/3 (100%) loss " in text and "\r" not in text
+    else:
+        assert "| 3/3 [" in text  # tqdm's bar
+
+
+@pytest.mark.parametrize(
+    "graphviz", ["no-package", pytest.param("no-dot", marks=needs_graphviz_package)])
+def test_demo_without_training_writes_the_seed_graph_and_names_what_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, graphviz: str
+) -> None:
+    _without(monkeypatch, tmp_path, graphviz, "present")
+    out_dir = tmp_path / "out"
+    out = io.StringIO()
+    assert demo.run_demo(out_dir, out, train=False) == 0
+    assert [p.name for p in out_dir.iterdir()] == ["seed-graph.dot"]
+    notes = [line for line in out.getvalue().splitlines() if line.startswith("note:")]
+    assert notes == [NOTE_PACKAGE if graphviz == "no-package" else NOTE_DOT]
+
+
+@needs_plugins
+def test_a_failing_render_leaves_the_dot_files_and_one_note(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object, **kwargs: object) -> Path:
+        raise RuntimeError("Graphviz 'dot' failed to render svg: broken")
+
+    monkeypatch.setattr(demo, "render", broken)
+    monkeypatch.setattr(demo, "available_tools", lambda: demo.Tools(True, True, False, False))
+    out = io.StringIO()
+    assert demo.run_demo(tmp_path, out, epochs=2, quick=True) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "curves.csv", "mlp-graph.dot", "seed-graph.dot",
+    ]
+    notes = [line for line in out.getvalue().splitlines() if line.startswith("note:")]
+    assert notes == [
+        "note: graph pictures are DOT text only (no SVG): "
+        "Graphviz 'dot' failed to render svg: broken",
+        NOTE_MATPLOTLIB,
+        NOTE_TQDM,
+    ]
+
+
+@needs_plugins
+def test_autodag_demo_quick_command(tmp_path: Path) -> None:
     out_dir = tmp_path / "out"
     script = Path(sys.executable).with_name("autodag")
     cmd = [str(script)] if script.exists() else [sys.executable, "-m", "autodag"]
@@ -142,34 +358,12 @@ def test_autodag_demo_quick_writes_pictures_and_plot(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr
     text = res.stdout
     assert "dz/dc computed = 2.96" in text and "Node ordering:" in text
-    assert "] 100% step 40/40 loss " in text
-    assert "training accuracy" in text
-    assert f"wrote to {out_dir}/" in text
-    png = read_png(out_dir / "loss.png")
-    assert png.shape == (400, 640, 3)
-    assert (out_dir / "seed-graph.dot").read_text().startswith("digraph")
-    svg = out_dir / "mlp-graph.svg"
-    if svg.exists():
-        root = ET.parse(svg).getroot()
-        texts = " ".join(t.text or "" for t in root.iter() if t.tag.endswith("text"))
-        assert "softmax_cross_entropy [nn]" in texts and "|grad|" in texts
-        ET.parse(out_dir / "seed-graph.svg")
-    else:
-        assert "Graphviz not found" in text
-        assert "|grad|" in (out_dir / "mlp-graph.dot").read_text()
-
-
-@needs_plugins
-def test_demo_without_graphviz_writes_dot_and_says_so(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setitem(sys.modules, "graphviz", None)  # as if autodag[viz] were missing
-    out = io.StringIO()
-    assert demo.run_demo(tmp_path, out, epochs=5, quick=True) == 0
-    text = out.getvalue()
-    notes = [line for line in text.splitlines() if "Graphviz not found" in line]
-    assert len(notes) == 1 and "pip install 'autodag[viz]'" in notes[0]
-    assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "loss.png", "mlp-graph.dot", "seed-graph.dot",
-    ]
-    assert "|grad|" in (tmp_path / "mlp-graph.dot").read_text(encoding="utf-8")
+    assert "40/40" in text and "training accuracy" in text
+    tools = demo.available_tools()  # the same environment as the command's
+    expected = {"seed-graph.dot", "mlp-graph.dot", "curves.csv"}
+    if tools.graphviz:
+        expected |= {"seed-graph.svg", "mlp-graph.svg"}
+    if tools.matplotlib:
+        expected |= {"curves.png", "curves.svg"}
+    assert {p.name for p in out_dir.iterdir()} == expected
+    assert len(read_csv(out_dir / "curves.csv")) == 41

@@ -12,7 +12,7 @@ SRC = Path(__file__).resolve().parent.parent / "src" / "autodag"
 
 #: Layers, lowest first (CONTRIBUTING.md's layout section shows the same order).
 LAYERS: list[set[str]] = [
-    {"errors", "_arrays", "_png", "sites"},
+    {"errors", "_arrays", "sites", "axes"},
     {"opdef", "hookspecs"},
     {"builtin", "namespace"},
     {"plugins", "registry"},
@@ -21,9 +21,10 @@ LAYERS: list[set[str]] = [
     {"runtime", "interpreter", "feeds"},
     {"compiler"},
     {"execute", "compiled"},
-    {"symbolic", "forward"},
-    {"viz", "optim", "testing", "ops", "expr", "plugin_cli", "demo", "cli", "__main__",
-     "__init__"},
+    {"symbolic", "graph_namespace", "forward"},
+    {"viz", "optim", "testing", "opcheck", "ops", "expr", "expr_syntax", "expr_build",
+     "values", "plugin_cli", "charts", "demo", "progress", "cli", "cli_args", "cli_grad",
+     "cli_files", "cli_print", "budget", "__main__", "__init__"},
 ]
 #: The one allowed upward import: a node's or graph's notebook display draws it with
 #: ``viz``, lazily, when a notebook asks.

@@ -106,9 +106,9 @@ def fake_distribution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
             return [autodag.OpDef(name="cube", arity=1, forward=lambda a: a ** 3,
                                   backward=(lambda xp, g, out, a: 3 * g * a * a,))]
     """))
-    info = tmp_path / "cube_plugin-1.2.3.dist-info"
+    info = tmp_path / "tplug_cube-1.2.3.dist-info"
     info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: cube-plugin\nVersion: 1.2.3\n")
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: tplug-cube\nVersion: 1.2.3\n")
     (info / "entry_points.txt").write_text("[autodag]\ncube = cube_plugin\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     reset_plugins()
@@ -121,7 +121,7 @@ def test_entry_point_plugin_is_discovered(fake_distribution: Path) -> None:
     reg = ad.get_registry()
     op = reg.get("cube")
     assert (op.plugin.name, op.plugin.distribution, op.plugin.version) == (
-        "cube", "cube-plugin", "1.2.3")
+        "cube", "tplug-cube", "1.2.3")
     with ad.Graph():
         x = ad.Variable(2.0)
         z = ad.ops.cube(x)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -128,7 +129,9 @@ def test_missing_op_names_the_installed_package_that_provides_it(
         with pytest.raises(ad.OpNotFoundError, match=r"'sum'.*'array' \(autodag-array 0\.1\.0\)"
                            r".*not loaded"):
             x.sum()
-        with pytest.raises(ad.OpNotFoundError, match="no installed plugin provides it"):
+        with pytest.raises(ad.OpNotFoundError, match=r"no loaded plugin provides it, and these "
+                           r"installed plugins are not loaded: 'array' \(autodag-array 0\.1\.0\), "
+                           r"'nn'"):
             ad.ops.frobnicate  # noqa: B018
 
 
@@ -139,10 +142,56 @@ def test_conflict_names_both_plugins_and_distributions(
     make_dist(tmp_path, "tplug-one", "1.0", {"one": "tplug_one"}, {"tplug_one": CUBE})
     install(plugin_env, make_dist(tmp_path, "tplug-two", "2.0", {"two": "tplug_two"},
                                   {"tplug_two": other}))
-    with pytest.raises(ad.PluginConflictError,
-                       match=r"'cube'.*'one' \(tplug-one 1\.0\) and 'two' \(tplug-two 2\.0\)"
-                             r".*override=True"):
+    both = r"'cube'.*'one' \(tplug-one 1\.0\) and 'two' \(tplug-two 2\.0\)"
+    with pytest.warns(ad.PluginWarning, match=both + r".*uninstall one of tplug-one, tplug-two"):
+        reg = ad.get_registry()
+    # Only the op in conflict is left out: everything else keeps working.
+    assert "cube" not in reg and [c for c in reg.conflicts] == ["cube"]
+    with ad.Graph():
+        x = ad.Variable(2.0)
+        assert float(ad.grad(x * 2.0, [x])[0]) == 2.0
+        with pytest.raises(ad.OpConflictError, match=both + r".*override=True"):
+            ad.ops.cube(x)
+    ad.register_plugin(type("Nothing", (), {})(), name="nothing")  # a rebuild warns no more
+
+
+def install_two_cubes(monkeypatch: pytest.MonkeyPatch, root: Path) -> None:
+    """Two distributions defining the same op, neither overriding."""
+    make_dist(root, "tplug-one", "1.0", {"one": "tplug_one"}, {"tplug_one": CUBE})
+    install(monkeypatch, make_dist(root, "tplug-two", "2.0", {"two": "tplug_two"},
+                                   {"tplug_two": CUBE}))
+
+
+def test_strict_mode_turns_a_conflict_into_an_error(
+    plugin_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    install_two_cubes(plugin_env, tmp_path)
+    plugin_env.setenv(registry.ENV_STRICT, "1")
+    with pytest.raises(ad.PluginConflictError, match=r"'cube'.*tplug-one.*tplug-two"):
         ad.get_registry()
+
+
+def test_plugins_command_lists_a_conflict_with_both_providers(
+    plugin_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import argparse
+    import io
+    import json
+
+    from autodag.plugin_cli import plugins_command
+
+    install_two_cubes(plugin_env, tmp_path)
+    out, err = io.StringIO(), io.StringIO()
+    assert plugins_command(argparse.Namespace(json=True), out, err) == 0
+    (conflict,) = json.loads(out.getvalue())["conflicts"]
+    assert conflict["op"] == "cube"
+    assert [(p["name"], p["distribution"], p["version"]) for p in conflict["providers"]] == [
+        ("one", "tplug-one", "1.0"), ("two", "tplug-two", "2.0")]
+    out = io.StringIO()
+    assert plugins_command(argparse.Namespace(json=False), out, err) == 0
+    text = out.getvalue()
+    assert "conflicts" in text and "cube" in text
+    assert "tplug-one 1.0" in text and "tplug-two 2.0" in text
 
 
 def test_override_replaces_the_other_definition(
@@ -284,3 +333,142 @@ def test_runtime_registration_with_a_misspelt_hook_raises(
     with pytest.raises(ad.PluginLoadError, match="unknown hook 'autodag_register_opz'"):
         ad.register_plugin(Misspelt(), name="misspelt")
     assert ad.get_plugin_manager().get_plugin("misspelt") is None
+
+
+# Import-time code that leaves a trace, so that a test can tell whether it ran.
+NOISY_CUBE = """
+import pathlib, os
+pathlib.Path(os.environ["TPLUG_TRACE"]).write_text("imported")
+""" + CUBE
+
+
+@pytest.mark.parametrize("setting", [(registry.ENV_DISABLE_AUTOLOAD, "1"),
+                                     (registry.ENV_LOAD_ONLY, "math")])
+def test_left_out_plugins_are_never_imported_even_to_explain_a_missing_op(
+    plugin_env: pytest.MonkeyPatch, tmp_path: Path, setting: tuple[str, str]
+) -> None:
+    trace = tmp_path / "trace"
+    plugin_env.setenv("TPLUG_TRACE", str(trace))
+    install(plugin_env, make_dist(tmp_path / "site", "tplug-cube", "1.0",
+                                  {"cube": "tplug_cube"}, {"tplug_cube": NOISY_CUBE}))
+    plugin_env.setenv(*setting)
+    with ad.Graph():
+        x = ad.Variable(2.0)
+        with pytest.raises(ad.OpNotFoundError,
+                           match=r"'cube'.*provided by installed plugin 'cube' \(tplug-cube "
+                                 r"1\.0\), which is not loaded"):
+            ad.ops.cube(x)
+        with pytest.raises(ad.OpNotFoundError, match=r"'cube' \(tplug-cube 1\.0\)"):
+            ad.ops.frobnicate(x)
+    assert not trace.exists() and "tplug_cube" not in sys.modules
+
+
+def test_a_left_out_package_plugin_is_read_not_imported(
+    plugin_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    trace = tmp_path / "trace"
+    plugin_env.setenv("TPLUG_TRACE", str(trace))
+    site = tmp_path / "site"
+    (site / "tplug_pkg").mkdir(parents=True)
+    (site / "tplug_pkg" / "__init__.py").write_text(NOISY_CUBE.split("import autodag")[0])
+    (site / "tplug_pkg" / "plugin.py").write_text(
+        "from ._defs import OPS\nimport autodag\n\n@autodag.hookimpl\n"
+        "def autodag_register_ops():\n    return OPS\n")
+    (site / "tplug_pkg" / "_defs.py").write_text(
+        "import autodag\nOPS = [autodag.OpDef(name='tesseract', arity=1, forward=abs, "
+        "backward=None)]\n")
+    install(plugin_env, make_dist(site, "tplug-pkg", "1.0", {"pkg": "tplug_pkg.plugin"}, {}))
+    plugin_env.setenv(registry.ENV_DISABLE_AUTOLOAD, "1")
+    with pytest.raises(ad.OpNotFoundError, match=r"'pkg' \(tplug-pkg 1\.0\), which is not"):
+        ad.get_registry().get("tesseract")
+    assert not trace.exists() and "tplug_pkg" not in sys.modules
+
+
+def test_load_plugins_takes_patterns(plugin_env: pytest.MonkeyPatch) -> None:
+    plugin_env.setenv(registry.ENV_LOAD_ONLY, "autodag-m*, ar?ay")
+    assert [p.name for p in ad.get_registry().plugins] == ["builtin", "array", "math"]
+
+
+def test_plugin_warnings_point_at_the_users_line(
+    plugin_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    install(plugin_env, make_dist(tmp_path, "tplug-bad", "0.1", {"bad": "tplug_bad"},
+                                  {"tplug_bad": BROKEN_IMPORT}))
+    with pytest.warns(ad.PluginWarning) as caught:
+        ad.get_registry()
+    assert [w.filename for w in caught] == [__file__]
+
+
+def test_strict_mode_says_the_plugin_failed_and_why_it_is_an_error(
+    plugin_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    install(plugin_env, make_dist(tmp_path, "tplug-bad", "0.1", {"bad": "tplug_bad"},
+                                  {"tplug_bad": BROKEN_IMPORT}))
+    plugin_env.setenv(registry.ENV_STRICT, "1")
+    with pytest.raises(ad.PluginLoadError, match=r"failed to load.*AUTODAG_STRICT_PLUGINS") as e:
+        ad.get_registry()
+    assert "skipped" not in str(e.value)
+
+
+def test_a_misspelt_hook_gets_a_suggestion(
+    plugin_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    source = MISSPELT.replace("autodag_register_opps", "autodag_register_op")
+    install(plugin_env, make_dist(tmp_path, "tplug-bad", "0.1", {"bad": "tplug_bad"},
+                                  {"tplug_bad": source}))
+    with pytest.warns(ad.PluginWarning, match=r"did you mean autodag_register_ops\?"):
+        ad.get_registry()
+
+    class Misspelt:
+        @ad.hookimpl
+        def autodag_register_op(self) -> list[ad.OpDef]:
+            return []
+
+    with pytest.raises(ad.PluginLoadError, match=r"did you mean autodag_register_ops\?"):
+        ad.register_plugin(Misspelt(), name="misspelt")
+
+
+def test_a_plugin_defining_an_op_twice_is_skipped_not_fatal(
+    plugin_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    twice = CUBE.replace("return [", "return [autodag.OpDef(name='cube', arity=1, "
+                                     "forward=abs, backward=None), ")
+    install(plugin_env, make_dist(tmp_path, "tplug-bad", "0.1", {"bad": "tplug_bad"},
+                                  {"tplug_bad": twice}))
+    with pytest.warns(ad.PluginWarning, match=r"defines op 'cube' more than once"):
+        reg = ad.get_registry()
+    assert "cube" not in reg and reg.get("add").plugin.builtin
+
+
+FOREIGN = {
+    # A plugin author's own package, with an op named like the suite's fixtures...
+    "foreign_cube": CUBE,
+    # ...and one that cannot even be imported.
+    "foreign_broken": BROKEN_IMPORT,
+}
+
+
+@pytest.mark.slow
+def test_the_suite_passes_with_foreign_plugins_installed(tmp_path: Path) -> None:
+    site = make_dist(tmp_path, "foreign-cube", "9.9", {"cube": "foreign_cube"},
+                     {"foreign_cube": FOREIGN["foreign_cube"]})
+    make_dist(site, "foreign-broken", "0.0.1", {"broken": "foreign_broken"},
+              {"foreign_broken": FOREIGN["foreign_broken"]})
+    here = Path(__file__).parent
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTODAG_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(site), env.get("PYTHONPATH", "")])
+    # Outside the suite the foreign plugins are really seen (so the check below means
+    # something): the conflict-free 'cube' loads, the broken one is reported.
+    probe = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c",
+         "import autodag as ad; r = ad.get_registry(); "
+         "print(r.get('cube').plugin.distribution, [f.name for f in r.failed])"],
+        capture_output=True, text=True, env=env, check=True)
+    assert probe.stdout.split() == ["foreign-cube", "['broken']"]
+    tests = ["test_plugins.py", "test_opdef_registry.py", "test_forward_mode.py",
+             "test_plugins_cli.py", "test_public_api.py"]
+    res = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-m", "not slow", "-p", "no:cacheprovider",
+         *(str(here / t) for t in tests)],
+        capture_output=True, text=True, env=env, cwd=here.parent)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]

@@ -14,7 +14,8 @@ def test_all_matches_public_names() -> None:
         n for n in dir(ad)
         if not n.startswith("_") and not isinstance(getattr(ad, n), types.ModuleType)
     }
-    assert public == set(ad.__all__) - {"__version__", "hookspecs", "ops"}
+    assert public == set(ad.__all__) - {"__version__", "hookspecs", "ops", "optim",
+                                          "testing", "viz"}
     for name in ad.__all__:
         assert getattr(ad, name) is not None
 
@@ -30,3 +31,17 @@ def test_import_builds_no_plugin_manager() -> None:
     code = "import autodag.registry as r; import autodag; print(r._manager is None)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "True"
+
+
+def test_documented_submodules_are_attributes_loaded_on_first_use() -> None:
+    code = (
+        "import sys, autodag as ad\n"
+        "subs = ('autodag.optim', 'autodag.viz', 'autodag.testing')\n"
+        "print(sorted(m for m in subs if m in sys.modules))\n"
+        "print(ad.optim.Adam.__name__, ad.viz.to_dot.__name__, ad.testing.check_op.__name__)\n"
+        "print(sorted(m for m in subs if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.splitlines()
+    assert out == ["[]", "Adam to_dot check_op",
+                   "['autodag.optim', 'autodag.testing', 'autodag.viz']"]

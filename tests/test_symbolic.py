@@ -12,6 +12,7 @@ import pytest
 
 import autodag as ad
 import autodag.viz
+from autodag import registry
 from autodag.symbolic import GraphNamespace
 
 from .fd import numeric_grads
@@ -232,6 +233,56 @@ def test_rule_using_an_unregistered_name_is_named(numpy_only_plugin: str) -> Non
         y = ad.ops.odd_rule(x)
     with pytest.raises(ad.SymbolicGradientError, match=r"xp.no_such_op.*'odd_rule'.*plugin"):
         ad.gradients(y, [x])
+
+
+def _register_rule_op(name: str, rule: Any) -> str:
+    class Plugin:
+        @ad.hookimpl
+        def autodag_register_ops(self) -> list[ad.OpDef]:
+            return [ad.OpDef(name=name, arity=1, forward=lambda a: a * a, backward=(rule,))]
+
+    return ad.register_plugin(Plugin(), name="frob-test")
+
+
+@pytest.fixture
+def only_array_loaded(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Only the array plugin loaded (the process's plugins again afterwards)."""
+    monkeypatch.setenv(registry.ENV_LOAD_ONLY, "autodag-array")
+    ad.reset_plugins()
+    yield
+    monkeypatch.undo()
+    ad.reset_plugins()
+
+
+def test_an_unregistered_xp_name_carries_the_registry_explanation() -> None:
+    name = _register_rule_op("frob_rule", lambda xp, g, out, a: xp.frobnicate(g, a))
+    try:
+        with ad.Graph():
+            x = ad.Variable(0.3, name="x")
+            y = ad.ops.frob_rule(x)
+        with pytest.raises(ad.SymbolicGradientError,
+                           match=r"xp.frobnicate .*'frob_rule'.*Register an op 'frobnicate'.*"
+                                 r"symbolic=False \(first-order autodag.grad only\); no op "
+                                 r"named 'frobnicate' is registered") as info:
+            ad.gradients(y, [x])
+        assert isinstance(info.value.__cause__, ad.OpNotFoundError)
+    finally:
+        ad.unregister_plugin(name)
+
+
+def test_an_xp_name_of_a_plugin_not_loaded_names_that_plugin(only_array_loaded: None) -> None:
+    name = _register_rule_op("exp_rule", lambda xp, g, out, a: g * xp.exp(a))
+    try:
+        with ad.Graph():
+            x = ad.Variable(0.3, name="x")
+            y = ad.ops.exp_rule(x)
+        with pytest.raises(ad.SymbolicGradientError,
+                           match=r"xp.exp .*'exp_rule'.*; no op named 'exp' is registered; it "
+                                 r"is provided by installed plugin 'math' \(autodag-math "
+                                 r"0.1.0\), which is not loaded"):
+            ad.gradients(y, [x])
+    finally:
+        ad.unregister_plugin(name)
 
 
 def test_unknown_static_shape_is_a_clear_error() -> None:

@@ -16,10 +16,13 @@ from typing import Any as _Any
 
 from . import hookspecs, ops
 from .errors import (
+    ArgumentError,
     AutodagError,
+    FeedError,
     GradientError,
     GraphMismatchError,
     MissingFeedError,
+    OpConflictError,
     OpDefinitionError,
     OpExecutionError,
     OpNotFoundError,
@@ -42,6 +45,7 @@ from .registry import (
 )
 
 if _TYPE_CHECKING:
+    from . import optim, testing, viz
     from .compiled import Program, compile
     from .forward import jvp, jvp_nodes
     from .shapes import ShapeInferenceError
@@ -69,7 +73,14 @@ _LAZY = {
 }
 
 
+# Documented submodules, reachable as attributes (``ad.optim.Adam``) without importing
+# them (or what they import: graphviz, the compiler) with autodag itself.
+_SUBMODULES = frozenset({"optim", "testing", "viz"})
+
+
 def __getattr__(name: str) -> _Any:
+    if name in _SUBMODULES:
+        return _importlib.import_module(f".{name}", __name__)
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'autodag' has no attribute {name!r}")
@@ -79,20 +90,23 @@ def __getattr__(name: str) -> _Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(_LAZY) | _SUBMODULES)
 
 
 __version__ = "0.1.0"
 
 __all__ = [
     "REQUIRED",
+    "ArgumentError",
     "AutodagError",
     "Constant",
+    "FeedError",
     "GradientError",
     "Graph",
     "GraphMismatchError",
     "MissingFeedError",
     "Node",
+    "OpConflictError",
     "OpDef",
     "OpDefinitionError",
     "OpExecutionError",
@@ -126,8 +140,11 @@ __all__ = [
     "jvp",
     "jvp_nodes",
     "ops",
+    "optim",
     "register_plugin",
     "reset_plugins",
+    "testing",
     "topological_sort",
     "unregister_plugin",
+    "viz",
 ]

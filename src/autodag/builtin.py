@@ -52,16 +52,29 @@ def _divide(a: Any, b: Any) -> Any:
         return np.divide(np.float64(a), b)
 
 
+def _py_power(a: Any, b: Any) -> Any:
+    """``a ** b`` of Python numbers with NumPy's IEEE answers where Python differs.
+
+    Python raises on 0.0 ** -1 and on float overflow, goes complex for (-8.0) ** (1/3),
+    and computes integer powers exactly however large (2 ** 10**9 would take minutes):
+    NumPy answers inf, nan, or inf for a power beyond the float range.
+    """
+    if (a.__class__ is int and b.__class__ is int and b > 0 and abs(a) > 1
+            and b * math.log2(abs(a)) > 1024):
+        return np.power(np.float64(a), b)
+    try:
+        r = a**b
+    except (ZeroDivisionError, OverflowError):
+        return np.power(np.float64(a), b)
+    if type(r) is complex:
+        return np.power(np.float64(a), b)
+    return r
+
+
 def _power(a: Any, b: Any) -> Any:
     ta, tb = a.__class__, b.__class__
     if (ta is float or ta is int) and (tb is float or tb is int):
-        try:
-            r = a**b
-        except ZeroDivisionError:
-            return np.power(np.float64(a), b)
-        if type(r) is complex:  # Python goes complex for (-8.0) ** (1/3); NumPy gives nan
-            return np.power(np.float64(a), b)
-        return r
+        return _py_power(a, b)
     if ta is np.ndarray and a.dtype.kind == "f" and (tb is float or tb is int):
         # The common case, without the dtype checks below; ``**`` rather than np.power
         # for NumPy's fast paths (x**2 is x*x).
@@ -107,12 +120,9 @@ def _power_base_grad(a: Any, b: Any) -> Any:
     if (ta is float or ta is int) and (tb is float or tb is int):
         if b == 0:
             return 0.0
-        try:
-            r = b * a ** (b - 1)
-            if type(r) is not complex:
-                return r
-        except ZeroDivisionError:
-            pass
+        r = _py_power(a, b - 1)
+        if r.__class__ is float or r.__class__ is int:
+            return b * r
     if (ta is np.ndarray and a.ndim and a.dtype.kind == "f"
             and (tb is int or (tb is float and b.is_integer())) and b >= 1):
         # A power of at least 0 cannot divide by zero or go invalid: no errstate needed.

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from .compiler.plan import Plan
-from .errors import MissingFeedError
+from .errors import ArgumentError, FeedError, MissingFeedError
 from .nodeargs import as_nodes
 from .nodes import Constant, Node, Operator, Placeholder, as_value
 from .registry import get_registry
@@ -55,19 +55,19 @@ class Program:
     ) -> None:
         outs = tuple(as_nodes(outputs, "outputs"))
         if not outs:
-            raise ValueError("compile() needs at least one output node")
+            raise ArgumentError("compile() needs at least one output node")
         self._single = isinstance(outputs, Node)
         self.outputs = outs
         self.wrt = tuple(as_nodes(wrt, "wrt"))
         self.inputs = tuple(as_nodes(inputs, "inputs"))
         for node in self.inputs:
             if isinstance(node, (Operator, Constant)):
-                raise TypeError(
+                raise ArgumentError(
                     f"input {node.name!r} is {type(node).__name__.lower()} node; inputs must "
                     "be Placeholders or Variables"
                 )
         if len(set(self.inputs)) != len(self.inputs):
-            raise ValueError("compile() inputs must be distinct nodes")
+            raise ArgumentError("compile() inputs must be distinct nodes")
         order = topological_sort(list(outs + self.wrt))
         inside = set(order)
         extra = tuple(w for w in dict.fromkeys(self.wrt)
@@ -112,12 +112,12 @@ class Program:
     def _check(self, node: Node, value: Any) -> Any:
         if isinstance(node, Placeholder):
             return node.check_feed(value)
-        return as_value(value, f"input for Variable {node.name!r}")
+        return as_value(value, f"input for Variable {node.name!r}", FeedError)
 
     def __call__(self, *values: Any) -> tuple[Any, list[Any]]:
         """Run the program on values for ``inputs`` (positional, in order)."""
         if len(values) != len(self.inputs):
-            raise TypeError(
+            raise FeedError(
                 f"compiled program takes {len(self.inputs)} input value(s) "
                 f"({', '.join(repr(n.name) for n in self.inputs)}), got {len(values)}"
             )

@@ -1,14 +1,21 @@
 """The ``autodag demo`` command: the tutorial's worked example, then a network trained.
 
 The training part fits a small MLP classifier to a synthetic two-spirals data set (fixed
-seed, nothing downloaded) with Adam, full batch, and writes the graph picture (gradient
-magnitudes highlighted) and a loss curve to the output folder. Its ops come from the
-first-party plugins: ``tanh`` (autodag-math), ``mean`` (autodag-array) and
+seed, nothing downloaded) with Adam, full batch, and writes the graph pictures (gradient
+magnitudes highlighted) and the loss and accuracy curves to the output folder. Its ops
+come from the first-party plugins: ``tanh`` (autodag-math), ``mean`` (autodag-array) and
 ``softmax_cross_entropy`` (autodag-nn).
+
+What it writes does not depend on what is installed, only what it adds: DOT text and a
+CSV of the curves always; SVG pictures with Graphviz (the ``graphviz`` package and the
+``dot`` program), PNG and SVG charts with matplotlib. A progress bar needs tqdm, plain
+lines stand in without it; a note names each missing piece and how to install it.
 """
 
 from __future__ import annotations
 
+import importlib
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,16 +24,23 @@ from typing import Any, Final, TextIO
 import numpy as np
 
 from . import ops
-from ._png import BLUE, ORANGE, line_chart, write_png
+from .charts import draw_curves, matplotlib_available, write_curves_csv
 from .execute import backward_pass, forward_pass, topological_sort
 from .graph import Graph
 from .nodes import Constant, Node, Placeholder, Variable
 from .optim import Adam
+from .progress import Progress, ProgressLines, make_progress
 from .registry import get_registry
-from .viz import GraphvizMissingError, render, to_dot
+from .viz import render, to_dot
 
 __all__ = [
+    "Progress",
+    "ProgressLines",
+    "Tools",
     "TrainResult",
+    "available_tools",
+    "make_progress",
+    "missing_ops",
     "run_demo",
     "seed_example",
     "train_spirals",
@@ -41,10 +55,76 @@ NEEDED_OPS: Final = {
 }
 FULL: Final = {"n_per_class": 200, "steps": 800}
 QUICK: Final = {"n_per_class": 100, "steps": 150}
-_GRAPHVIZ_NOTE: Final = (
-    "note: Graphviz not found, so graph pictures were written as DOT text; "
-    "for SVG: pip install 'autodag[viz]' and install Graphviz (e.g. apt-get install graphviz)"
+_PIP_VIZ: Final = "pip install 'autodag[viz]'"
+_NOTE_GRAPHVIZ_PACKAGE: Final = (
+    "note: graph pictures are DOT text only (no SVG): the graphviz Python package is not "
+    f"installed; {_PIP_VIZ}"
 )
+_NOTE_DOT_PROGRAM: Final = (
+    "note: graph pictures are DOT text only (no SVG): Graphviz's 'dot' program is not on "
+    "PATH; install Graphviz with the system package manager (e.g. apt-get install graphviz, "
+    "brew install graphviz; see https://graphviz.org/download/)"
+)
+_NOTE_MATPLOTLIB: Final = (
+    f"note: the curves are in curves.csv only (no charts): matplotlib is not installed; "
+    f"{_PIP_VIZ}"
+)
+_NOTE_TQDM: Final = f"note: progress shown as plain lines: tqdm is not installed; {_PIP_VIZ}"
+
+
+@dataclass(frozen=True)
+class Tools:
+    """Which optional pieces are installed; each one only adds files or a nicer display."""
+
+    graphviz_package: bool
+    dot_program: bool
+    matplotlib: bool
+    tqdm: bool
+
+    @property
+    def graphviz(self) -> bool:
+        """Whether graph pictures can be rendered to SVG."""
+        return self.graphviz_package and self.dot_program
+
+
+def _importable(name: str) -> bool:
+    try:
+        importlib.import_module(name)
+    except ImportError:
+        return False
+    return True
+
+
+def available_tools() -> Tools:
+    """Look up the optional pieces the demo uses."""
+    return Tools(
+        graphviz_package=_importable("graphviz"),
+        dot_program=shutil.which("dot") is not None,
+        matplotlib=matplotlib_available(),
+        tqdm=_importable("tqdm"),
+    )
+
+
+def _graph_notes(tools: Tools) -> list[str]:
+    notes = [] if tools.graphviz_package else [_NOTE_GRAPHVIZ_PACKAGE]
+    return notes if tools.dot_program else [*notes, _NOTE_DOT_PROGRAM]
+
+
+def _write_graph(
+    node: Node, out_dir: Path, stem: str, title: str, *, highlight: bool, tools: Tools
+) -> tuple[list[Path], str | None]:
+    """``stem``.dot always, ``stem``.svg with Graphviz; and a note when rendering failed."""
+    dot = out_dir / f"{stem}.dot"
+    dot.write_text(to_dot(node, title=title, highlight=highlight), encoding="utf-8")
+    if not tools.graphviz:
+        return [dot], None
+    try:
+        svg = render(node, out_dir / f"{stem}.svg", title=title, highlight=highlight)
+    except RuntimeError as exc:
+        # Found by the look-up but not usable (a broken install, a failing 'dot'): both
+        # viz errors are RuntimeErrors. The DOT file is still there; say what failed.
+        return [dot], f"note: graph pictures are DOT text only (no SVG): {exc}"
+    return [dot, svg], None
 
 
 def seed_example(out_dir: Path, stream: TextIO) -> Path:
@@ -52,6 +132,12 @@ def seed_example(out_dir: Path, stream: TextIO) -> Path:
 
     Also writes ``seed-graph.svg`` when Graphviz is installed.
     """
+    return _seed_example(out_dir, stream, available_tools())[0][0]
+
+
+def _seed_example(
+    out_dir: Path, stream: TextIO, tools: Tools
+) -> tuple[list[Path], str | None]:
     val1, val2, val3 = 0.9, 0.4, 1.3
     with Graph():
         x = Variable(val1, name="x")
@@ -78,22 +164,13 @@ def seed_example(out_dir: Path, stream: TextIO) -> Path:
     p(f"dz/dc expected = {val1 * val2 + 2 * val3}")
     p(f"dz/dc computed = {c.gradient}")
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / "seed-graph.dot"
-    title = "z = (x*y + c)*c + x"
-    path.write_text(to_dot(z, title=title), encoding="utf-8")
-    p(f"graph written to {path}")
-    svg = _picture(z, out_dir / "seed-graph.svg", title, highlight=False)
-    if svg is not None:
-        p(f"graph picture written to {svg}")
-    return path
-
-
-def _picture(node: Node, path: Path, title: str, *, highlight: bool) -> Path | None:
-    """Render ``node``'s graph to ``path``; None when Graphviz is not installed."""
-    try:
-        return render(node, path, title=title, highlight=highlight)
-    except GraphvizMissingError:
-        return None
+    written, note = _write_graph(
+        z, out_dir, "seed-graph", "z = (x*y + c)*c + x", highlight=False, tools=tools
+    )
+    p(f"graph written to {written[0]}")
+    if len(written) > 1:
+        p(f"graph picture written to {written[1]}")
+    return written, note
 
 
 def two_spirals(
@@ -122,37 +199,6 @@ class TrainResult:
         return self.accuracies[-1] if self.accuracies else 0.0
 
 
-class ProgressBar:
-    """A one-line progress bar with the loss; redrawn in place on a terminal."""
-
-    def __init__(self, total: int, stream: TextIO, width: int = 30) -> None:
-        self.total = total
-        self.stream = stream
-        self.width = width
-        try:
-            self.tty = stream.isatty()
-        except (AttributeError, ValueError):
-            self.tty = False
-        # A terminal gets ~100 redraws; a log file ten lines.
-        self.every = max(1, total // (100 if self.tty else 10))
-
-    def update(self, step: int, loss: float, accuracy: float) -> None:
-        """Show step ``step`` (1-based) of ``total``."""
-        if step % self.every and step != self.total:
-            return
-        filled = round(self.width * step / self.total)
-        bar = "#" * filled + "-" * (self.width - filled)
-        line = (
-            f"[{bar}] {100 * step / self.total:3.0f}% step {step:>{len(str(self.total))}}/"
-            f"{self.total} loss {loss:.4f} accuracy {100 * accuracy:5.1f}%"
-        )
-        if self.tty:
-            self.stream.write("\r" + line + ("\n" if step == self.total else ""))
-        else:
-            self.stream.write(line + "\n")
-        self.stream.flush()
-
-
 def missing_ops() -> dict[str, str]:
     """Ops the training needs that no loaded plugin provides, with their distribution."""
     registry = get_registry()
@@ -167,8 +213,13 @@ def train_spirals(
     hidden: int = 32,
     lr: float = 0.02,
     seed: int = 0,
+    progress: Progress | None = None,
 ) -> TrainResult:
-    """Train a 2-hidden-layer tanh MLP on two spirals with Adam; report progress."""
+    """Train a 2-hidden-layer tanh MLP on two spirals with Adam; report progress.
+
+    Progress goes to ``progress``, by default a tqdm bar on ``stream`` (plain lines
+    without tqdm).
+    """
     rng = np.random.default_rng(seed)
     features, labels = two_spirals(n_per_class, rng)
     with Graph():
@@ -191,16 +242,19 @@ def train_spirals(
     opt = Adam([w1, b1, w2, b2, w3, b3], lr=lr)
     feed = {x: features, t: labels}
     result = TrainResult(loss_node=loss)
-    bar = ProgressBar(steps, stream)
-    for step in range(1, steps + 1):
-        opt.zero_grad()
-        value = forward_pass(order, feed)
-        backward_pass(order)
-        opt.step()
-        accuracy = float(np.mean(np.argmax(logits.value, axis=1) == labels))
-        result.losses.append(float(value))
-        result.accuracies.append(accuracy)
-        bar.update(step, float(value), accuracy)
+    bar = make_progress(steps, stream) if progress is None else progress
+    try:
+        for step in range(1, steps + 1):
+            opt.zero_grad()
+            value = forward_pass(order, feed)
+            backward_pass(order)
+            opt.step()
+            accuracy = float(np.mean(np.argmax(logits.value, axis=1) == labels))
+            result.losses.append(float(value))
+            result.accuracies.append(accuracy)
+            bar.update(step, float(value), accuracy)
+    finally:
+        bar.close()
     # Leave the graph showing the trained parameters' values and gradients.
     forward_pass(order, feed)
     backward_pass(order)
@@ -216,8 +270,11 @@ def run_demo(
     train: bool = True,
 ) -> int:
     """The whole demo: worked example, then training and pictures; the exit code."""
-    seed_example(out_dir, stream)
+    tools = available_tools()
+    written, note = _seed_example(out_dir, stream, tools)
+    graph_notes = _graph_notes(tools) + ([note] if note else [])
     if not train:
+        _print_notes(graph_notes, stream)
         return 0
     missing = missing_ops()
     if missing:
@@ -227,6 +284,7 @@ def run_demo(
             f"{' and '.join(dists)} (make demo installs them)",
             file=stream,
         )
+        _print_notes(graph_notes, stream)
         return 1
     budget = dict(QUICK if quick else FULL)
     if epochs is not None:
@@ -238,32 +296,48 @@ def run_demo(
         file=stream,
     )
     start = time.perf_counter()
-    result = train_spirals(stream, steps=budget["steps"], n_per_class=budget["n_per_class"])
+    result = train_spirals(
+        stream,
+        steps=budget["steps"],
+        n_per_class=budget["n_per_class"],
+        progress=make_progress(budget["steps"], stream, use_tqdm=tools.tqdm),
+    )
     seconds = time.perf_counter() - start
     print(
         f"final loss {result.losses[-1]:.4f}, training accuracy "
         f"{100 * result.accuracy:.1f}% ({seconds:.1f} s)",
         file=stream,
     )
-    written = _write_outputs(out_dir, result, stream)
+    more, note = _write_outputs(out_dir, result, tools)
+    written += more
     print(f"wrote to {out_dir}/: {', '.join(p.name for p in written)}", file=stream)
+    notes = graph_notes + ([note] if note and note not in graph_notes else [])
+    if not tools.matplotlib:
+        notes.append(_NOTE_MATPLOTLIB)
+    if not tools.tqdm:
+        notes.append(_NOTE_TQDM)
+    _print_notes(notes, stream)
     return 0
 
 
-def _write_outputs(out_dir: Path, result: TrainResult, stream: TextIO) -> list[Path]:
+def _print_notes(notes: list[str], stream: TextIO) -> None:
+    for note in notes:
+        print(note, file=stream)
+
+
+def _write_outputs(
+    out_dir: Path, result: TrainResult, tools: Tools
+) -> tuple[list[Path], str | None]:
+    """The trained graph (DOT, SVG) and the curves (CSV, charts); a note if rendering failed."""
     assert result.loss_node is not None
     out_dir.mkdir(parents=True, exist_ok=True)
-    written = sorted(out_dir.glob("seed-graph.*"))
     title = "two-spirals MLP, mean softmax cross-entropy (fill: gradient magnitude)"
-    pic = _picture(result.loss_node, out_dir / "mlp-graph.svg", title, highlight=True)
-    if pic is None:
-        pic = out_dir / "mlp-graph.dot"
-        pic.write_text(to_dot(result.loss_node, title=title, highlight=True), encoding="utf-8")
-        print(_GRAPHVIZ_NOTE, file=stream)
-    written.append(pic)
-    chart = line_chart(
-        [("loss", result.losses, BLUE), ("accuracy", result.accuracies, ORANGE)],
-        title="two spirals",
+    written, note = _write_graph(
+        result.loss_node, out_dir, "mlp-graph", title, highlight=True, tools=tools
     )
-    written.append(write_png(out_dir / "loss.png", chart))
-    return written
+    written.append(write_curves_csv(out_dir / "curves.csv", result.losses, result.accuracies))
+    if tools.matplotlib:
+        charts = draw_curves(out_dir / "curves", result.losses, result.accuracies,
+                             title="two spirals: MLP 2-32-32-2 trained with Adam")
+        written += charts or []
+    return written, note

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 __all__ = [
+    "ArgumentError",
     "AutodagError",
+    "FeedError",
     "GradientError",
     "GraphMismatchError",
     "MissingFeedError",
+    "OpConflictError",
     "OpDefinitionError",
     "OpExecutionError",
     "OpNotFoundError",
@@ -14,11 +17,24 @@ __all__ = [
     "PluginLoadError",
     "PluginWarning",
     "ShapeMismatchError",
+    "SymbolicGradientError",
 ]
 
 
 class AutodagError(Exception):
     """Base class of every error autodag raises on purpose."""
+
+
+class ArgumentError(AutodagError, TypeError, ValueError):
+    """A function, op or node was called with arguments it cannot take.
+
+    Also a ``TypeError`` and a ``ValueError``, so ``except`` clauses written for the
+    built-in errors keep working.
+    """
+
+
+class FeedError(ArgumentError):
+    """A fed value (``feed_dict`` entry, compiled-program input) is wrong for its node."""
 
 
 class OpDefinitionError(AutodagError, ValueError):
@@ -31,6 +47,10 @@ class OpNotFoundError(AutodagError, AttributeError):
 
 class PluginConflictError(AutodagError):
     """Two plugins define an op of the same name and neither overrides."""
+
+
+class OpConflictError(PluginConflictError, OpNotFoundError):
+    """The op asked for is defined by two plugins, so it is left out until that is resolved."""
 
 
 class PluginLoadError(AutodagError):
@@ -63,3 +83,7 @@ class ShapeMismatchError(OpExecutionError, ValueError):
 
 class GradientError(AutodagError, ValueError):
     """A backward rule returned the wrong number or shapes of gradients."""
+
+
+class SymbolicGradientError(GradientError):
+    """An op's backward rule cannot build graph nodes (NumPy-only rule or unknown xp name)."""

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .compiler import limits
-from .errors import GraphMismatchError, MissingFeedError
+from .errors import ArgumentError, GraphMismatchError, MissingFeedError
 from .feeds import leaf_values, resolve_feeds
 from .interpreter import Interpreted, Values
 from .nodeargs import as_nodes
@@ -67,13 +67,13 @@ def backward_pass(order: Sequence[Node], target_node: Node | None = None) -> lis
     for node in order:
         v = node.value
         if v is None:
-            raise ValueError(
+            raise ArgumentError(
                 f"node {node.name!r} has no value: run forward_pass before backward_pass"
             )
         vals.append(v)
         node.gradient = None
     if target not in order:
-        raise ValueError(f"target node {target.name!r} is not in the order")
+        raise ArgumentError(f"target node {target.name!r} is not in the order")
     plan = Interpreted(order, [target], None, every=True)
     grads = plan.backward(vals, list(order).index(target))
     sources = [(FROM_LEAF, k) for k in range(len(order))]
@@ -159,7 +159,7 @@ def grad(
     (output, wrt) and reused until a node is added to the graph.
     """
     if not isinstance(output, Node):
-        raise TypeError(f"output must be a node, got {type(output).__name__}")
+        raise ArgumentError(f"output must be a node, got {type(output).__name__}")
     targets = tuple(as_nodes(wrt, "wrt"))
     plan = cached_plan((output,), targets)
     feeds = resolve_feeds(plan.order, feed_dict)

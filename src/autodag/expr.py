@@ -6,83 +6,45 @@ positional and keyword arguments that are constants or expressions) and, when an
 named ``getitem`` is registered, subscripts with constant indices and slices. Anything
 else (attribute access, lambdas, comprehensions, comparisons, strings as operands...) is
 an :class:`ExpressionError` naming the construct and its column. Nothing of the text is
-ever evaluated by Python: ``build`` turns the checked tree into graph nodes.
+ever evaluated by Python: ``build`` (from ``expr_build``) turns the checked tree into
+graph nodes; ``parse_value`` (from ``values``) reads NAME=VALUE values.
+
+Limits: at most ``MAX_LENGTH`` characters, and brackets (parentheses, calls, subscripts,
+lists) nested at most ``MAX_DEPTH`` deep. Chains of operators are not nesting: a flat
+sum of thousands of terms is walked with a stack, not by recursion.
 """
 
 from __future__ import annotations
 
 import ast
-import json
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Final
+import io
+import sys
+import tokenize
+from typing import Final
 
-import numpy as np
-
-from .errors import AutodagError
-from .graph import Graph
-from .nodes import Constant, Node, make_operator
+from .expr_build import build
+from .expr_syntax import BINOPS, Expression, ExpressionError, constant_int, reject, where
 from .registry import Registry, get_registry
+from .values import MAX_VALUE_DIMS, parse_value
 
-__all__ = ["Expression", "ExpressionError", "build", "parse", "parse_value"]
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_LENGTH",
+    "MAX_VALUE_DIMS",
+    "Expression",
+    "ExpressionError",
+    "build",
+    "parse",
+    "parse_value",
+]
 
+#: The longest expression text accepted, in characters.
 MAX_LENGTH: Final = 10_000
-_BINOPS: Final[Mapping[type[ast.operator], str]] = {
-    ast.Add: "add",
-    ast.Sub: "subtract",
-    ast.Mult: "multiply",
-    ast.Div: "divide",
-    ast.Pow: "power",
-    ast.MatMult: "matmul",
-}
-_DESCRIBE: Final[Mapping[type[ast.AST], str]] = {
-    ast.Attribute: "attribute access",
-    ast.Lambda: "lambda",
-    ast.ListComp: "comprehension",
-    ast.SetComp: "comprehension",
-    ast.DictComp: "comprehension",
-    ast.GeneratorExp: "generator expression",
-    ast.Compare: "comparison",
-    ast.BoolOp: "'and'/'or'",
-    ast.IfExp: "conditional expression",
-    ast.NamedExpr: "assignment expression",
-    ast.Starred: "starred argument",
-    ast.Await: "await",
-    ast.Yield: "yield",
-    ast.YieldFrom: "yield",
-    ast.JoinedStr: "f-string",
-    ast.Dict: "dict literal",
-    ast.Set: "set literal",
-    ast.Subscript: "subscript",
-    ast.Slice: "slice",
-}
-_MAX_DEPTH: Final = 200
-
-
-class ExpressionError(AutodagError, ValueError):
-    """The expression text is malformed or uses something outside the whitelist."""
-
-
-@dataclass(frozen=True)
-class Expression:
-    """A checked expression: its text, syntax tree, variable names and op names."""
-
-    text: str
-    tree: ast.Expression
-    #: Free names, in order of first appearance.
-    names: tuple[str, ...]
-    #: Names of the ops it calls, in order of first appearance.
-    ops: tuple[str, ...]
-
-
-def _where(node: ast.AST) -> str:
-    col = getattr(node, "col_offset", None)
-    return f" at column {col + 1}" if isinstance(col, int) else ""
-
-
-def _reject(node: ast.AST, what: str | None = None) -> ExpressionError:
-    kind = what or _DESCRIBE.get(type(node), type(node).__name__)
-    return ExpressionError(f"{kind}{_where(node)} is not allowed in an expression")
+#: How deep brackets (parentheses, calls, subscripts, lists) may nest; Python's own
+#: parser stops at 200.
+MAX_DEPTH: Final = 100
+_OPEN: Final = frozenset("([{")
+_CLOSE: Final = frozenset(")]}")
 
 
 class _Checker:
@@ -93,61 +55,70 @@ class _Checker:
         self.names: dict[str, None] = {}
         self.ops: dict[str, None] = {}
 
-    def operand(self, node: ast.AST, depth: int) -> None:
+    def operand(self, node: ast.AST) -> None:
         """A value position: a number, a name, an operation, a call or a subscript."""
-        if depth > _MAX_DEPTH:
-            raise ExpressionError(f"expression is nested more than {_MAX_DEPTH} levels deep")
+        # Chains of operators and subscripts (x + y + ..., x[0][1]) are walked with a
+        # stack: a flat sum of thousands of terms is long, not deep. Only brackets
+        # recurse, and parse() has bounded how deep they nest.
+        stack = [node]
+        while stack:
+            n = stack.pop()
+            if isinstance(n, ast.BinOp):
+                if type(n.op) not in BINOPS:
+                    raise reject(n, f"operator {type(n.op).__name__}")
+                stack.append(n.right)
+                stack.append(n.left)  # popped first: names in order of appearance
+            elif isinstance(n, ast.UnaryOp):
+                if not isinstance(n.op, (ast.USub, ast.UAdd)):
+                    raise reject(n, f"operator {type(n.op).__name__}")
+                stack.append(n.operand)
+            elif isinstance(n, ast.Subscript):
+                self._subscript(n)
+                stack.append(n.value)
+            else:
+                self._leaf(n)
+
+    def _leaf(self, node: ast.AST) -> None:
         if isinstance(node, ast.Constant):
             if not isinstance(node.value, (int, float)) or isinstance(node.value, bool):
-                raise _reject(node, f"{type(node.value).__name__} literal")
+                raise reject(node, f"{type(node.value).__name__} literal")
         elif isinstance(node, ast.Name):
             self._name(node)
             self.names.setdefault(node.id, None)
-        elif isinstance(node, ast.BinOp):
-            if type(node.op) not in _BINOPS:
-                raise _reject(node, f"operator {type(node.op).__name__}")
-            self.operand(node.left, depth + 1)
-            self.operand(node.right, depth + 1)
-        elif isinstance(node, ast.UnaryOp):
-            if not isinstance(node.op, (ast.USub, ast.UAdd)):
-                raise _reject(node, f"operator {type(node.op).__name__}")
-            self.operand(node.operand, depth + 1)
         elif isinstance(node, ast.Call):
-            self._call(node, depth)
-        elif isinstance(node, ast.Subscript):
-            self._subscript(node, depth)
+            self._call(node)
         elif isinstance(node, (ast.List, ast.Tuple)):
             for elt in node.elts:
-                self.operand(elt, depth + 1)
+                self.operand(elt)
         else:
-            raise _reject(node)
+            raise reject(node)
 
     def _name(self, node: ast.Name) -> None:
         if node.id.startswith("__"):
-            raise _reject(node, f"name {node.id!r}")
+            raise reject(node, f"name {node.id!r}")
         if node.id in self.registry.ops:
             raise ExpressionError(
-                f"{node.id!r}{_where(node)} is an op: call it, e.g. {node.id}(...), "
+                f"{node.id!r}{where(node)} is an op: call it, e.g. {node.id}(...), "
                 "or give the variable another name"
             )
 
-    def _call(self, node: ast.Call, depth: int) -> None:
+    def _call(self, node: ast.Call) -> None:
         func = node.func
         if not isinstance(func, ast.Name):
-            raise _reject(func, "calling anything but an op by its name")
+            raise reject(func, "calling anything but an op by its name")
         if func.id.startswith("__") or func.id not in self.registry.ops:
             # OpNotFoundError's message names close matches and installed providers.
             msg = self.registry._missing_message(func.id)
-            raise ExpressionError(f"unknown function {func.id!r}{_where(func)}: {msg}")
+            raise ExpressionError(f"unknown function {func.id!r}{where(func)}: {msg}")
         self.ops.setdefault(func.id, None)
         for arg in node.args:
-            self.argument(arg, depth + 1)
+            self.argument(arg)
         for kw in node.keywords:
             if kw.arg is None:
-                raise _reject(kw.value, "'**' argument")
-            self.argument(kw.value, depth + 1)
+                raise reject(kw.value, "'**' argument")
+            self.argument(kw.value)
 
-    def argument(self, node: ast.AST, depth: int) -> None:
+    def argument(self, node: ast.AST) -> None:
         """A call argument: an operand, or a constant attribute (None, bool, str, tuple)."""
         if isinstance(node, ast.Constant) and (
             node.value is None or isinstance(node.value, (bool, str))
@@ -155,39 +126,56 @@ class _Checker:
             return
         if isinstance(node, (ast.List, ast.Tuple)):
             for elt in node.elts:
-                self.argument(elt, depth + 1)
+                self.argument(elt)
             return
-        self.operand(node, depth)
+        self.operand(node)
 
-    def _subscript(self, node: ast.Subscript, depth: int) -> None:
+    def _subscript(self, node: ast.Subscript) -> None:
+        """The index of a subscript (its value is the caller's to check)."""
         if "getitem" not in self.registry.ops:
-            raise _reject(node, "subscript (no plugin provides the 'getitem' op)")
-        self.operand(node.value, depth + 1)
+            raise reject(node, "subscript (no plugin provides the 'getitem' op)")
         parts = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
         for part in parts:
             if isinstance(part, ast.Slice):
                 for bound in (part.lower, part.upper, part.step):
-                    if bound is not None and _constant_int(bound) is None:
-                        raise _reject(bound, "slice bound that is not an integer")
+                    if bound is not None and constant_int(bound) is None:
+                        raise reject(bound, "slice bound that is not an integer")
             elif not (
-                _constant_int(part) is not None
+                constant_int(part) is not None
                 or (isinstance(part, ast.Constant) and part.value in (None, Ellipsis))
             ):
-                raise _reject(part, "index that is not an integer, slice, None or ...")
+                raise reject(part, "index that is not an integer, slice, None or ...")
 
 
-def _is_number(v: object) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def _constant_int(node: ast.AST) -> int | None:
-    """The value of an integer literal (possibly negated), else None."""
-    sign = 1
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
-        sign, node = -1, node.operand
-    if isinstance(node, ast.Constant) and type(node.value) is int:
-        return sign * node.value
+def _too_deep(text: str) -> int | None:
+    """The column of the first bracket nested deeper than MAX_DEPTH, else None."""
+    depth = 0
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(text).readline):
+            if tok.type != tokenize.OP:
+                continue
+            if tok.string in _OPEN:
+                depth += 1
+                if depth > MAX_DEPTH:
+                    return tok.start[1] + 1
+            elif tok.string in _CLOSE:
+                depth -= 1
+    except (tokenize.TokenError, SyntaxError):
+        pass  # ast.parse reports the syntax error, with its column
     return None
+
+
+def _syntax_tree(text: str) -> ast.Expression:
+    # Python 3.10 and 3.11 build the tree's objects under a depth limit of three times
+    # the recursion limit, and a flat sum of n terms is n levels deep there. The length
+    # limit bounds that depth (a level takes at least one character), so the raised
+    # limit stays small enough for the C stack.
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(old, MAX_LENGTH))
+    try:
+        return ast.parse(text, mode="eval")
+    finally:
+        sys.setrecursionlimit(old)
 
 
 def parse(text: str, registry: Registry | None = None) -> Expression:
@@ -195,177 +183,33 @@ def parse(text: str, registry: Registry | None = None) -> Expression:
     if not isinstance(text, str):
         raise ExpressionError(f"expression must be text, got {type(text).__name__}")
     if len(text) > MAX_LENGTH:
-        raise ExpressionError(f"expression is longer than {MAX_LENGTH} characters")
+        raise ExpressionError(
+            f"expression is {len(text)} characters long, longer than the limit of "
+            f"{MAX_LENGTH}"
+        )
     if not text.strip():
         raise ExpressionError("expression is empty")
+    col = _too_deep(text.strip())
+    if col is not None:
+        raise ExpressionError(
+            f"expression is nested more than {MAX_DEPTH} levels deep at column {col} "
+            "(parentheses, calls, subscripts and lists count; chains like x + y + z do not)"
+        )
     try:
-        tree = ast.parse(text.strip(), mode="eval")
+        tree = _syntax_tree(text.strip())
     except SyntaxError as exc:
-        col = f" at column {exc.offset}" if exc.offset else ""
-        raise ExpressionError(f"syntax error{col}: {exc.msg}") from None
-    except (RecursionError, MemoryError, ValueError) as exc:
-        raise ExpressionError(f"expression cannot be parsed: {type(exc).__name__}") from None
+        at = f" at column {exc.offset}" if exc.offset else ""
+        raise ExpressionError(f"syntax error{at}: {exc.msg}") from None
+    except (RecursionError, MemoryError):
+        raise ExpressionError(
+            "expression is too complex for Python's parser (a chain of thousands of unary "
+            "minus signs or ** operators?): split it into smaller expressions"
+        ) from None
+    except ValueError as exc:
+        raise ExpressionError(f"expression cannot be parsed: {exc}") from None
     checker = _Checker(registry or get_registry())
     try:
-        checker.operand(tree.body, 0)
+        checker.operand(tree.body)
     except RecursionError:
         raise ExpressionError("expression is nested too deeply") from None
     return Expression(text, tree, tuple(checker.names), tuple(checker.ops))
-
-
-def parse_value(text: str, name: str = "value") -> np.float64 | np.ndarray[Any, Any]:
-    """A number or a (nested) JSON array of numbers, as float64 (NumPy's rules for 1/0)."""
-    try:
-        raw = json.loads(text)
-    except (ValueError, RecursionError):
-        raise ExpressionError(
-            f"value of {name!r} is not a number or JSON array: {text!r:.60}"
-        ) from None
-    if isinstance(raw, (int, float)) and not isinstance(raw, bool):
-        number: np.float64 = np.float64(raw)
-        return number
-    if not isinstance(raw, list):
-        raise ExpressionError(
-            f"value of {name!r} must be a number or a JSON array of numbers, got {text!r:.60}"
-        )
-    try:
-        arr = np.array(raw, dtype=np.float64)
-    except (ValueError, TypeError):
-        raise ExpressionError(
-            f"value of {name!r} is not a rectangular array of numbers: {text!r:.60}"
-        ) from None
-    return arr
-
-
-class _Builder:
-    """Turns a checked tree into graph nodes (never into Python objects it runs)."""
-
-    def __init__(self, variables: Mapping[str, Node], registry: Registry, graph: Graph) -> None:
-        self.variables = variables
-        self.registry = registry
-        self.graph = graph
-
-    def operand(self, node: ast.AST) -> Any:
-        """A node (or a float for a number literal)."""
-        if isinstance(node, ast.Constant):
-            if not isinstance(node.value, (int, float)) or isinstance(node.value, bool):
-                raise ExpressionError(
-                    f"{node.value!r}{_where(node)} cannot be an op input; inputs are numbers, "
-                    "arrays or expressions"
-                )
-            # Floats, never Python ints: 9 ** 9 ** 9 must overflow, not compute for ever.
-            return float(node.value)
-        if isinstance(node, ast.Name):
-            try:
-                return self.variables[node.id]
-            except KeyError:
-                given = ", ".join(sorted(self.variables)) or "none"
-                raise ExpressionError(
-                    f"no value given for {node.id!r} (values given: {given}); "
-                    f"pass {node.id}=VALUE"
-                ) from None
-        if isinstance(node, ast.BinOp):
-            left, right = self.node(node.left), self.node(node.right)
-            return make_operator(self.registry.get(_BINOPS[type(node.op)]), (left, right), {})
-        if isinstance(node, ast.UnaryOp):
-            inner = self.node(node.operand)
-            if isinstance(node.op, ast.UAdd):
-                return inner
-            return make_operator(self.registry.get("negate"), (inner,), {})
-        if isinstance(node, ast.Call):
-            return self._call(node)
-        if isinstance(node, ast.Subscript):
-            index = self._index(node.slice)
-            return make_operator(self.registry.get("getitem"), (self.node(node.value), index), {})
-        if isinstance(node, (ast.List, ast.Tuple)):
-            elts = [self.operand(e) for e in node.elts]
-            if any(isinstance(e, Node) for e in elts):
-                return elts  # a sequence of inputs, for ops taking one
-            return np.array(elts, dtype=np.float64)
-        raise _reject(node)  # unreachable after parse; kept as a guard
-
-    def node(self, node: ast.AST) -> Node:
-        """An operand as a node: literals become Constants of this graph."""
-        v = self.operand(node)
-        if isinstance(v, Node):
-            return v
-        if isinstance(v, list):
-            raise ExpressionError(
-                f"a list of expressions{_where(node)} can only be an op's argument"
-            )
-        return Constant(v, graph=self.graph)
-
-    def attribute(self, node: ast.AST) -> Any:
-        """A static argument: kept as Python data (ints stay ints, for axes and shapes)."""
-        if isinstance(node, ast.Constant):
-            return node.value
-        if isinstance(node, (ast.List, ast.Tuple)):
-            return tuple(self.attribute(e) for e in node.elts)
-        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
-            v = self.attribute(node.operand)
-            if _is_number(v):
-                return -v if isinstance(node.op, ast.USub) else v
-        raise ExpressionError(
-            f"argument{_where(node)} of an op attribute must be a constant"
-        )
-
-    def _call(self, node: ast.Call) -> Node:
-        assert isinstance(node.func, ast.Name)
-        reg = self.registry.get(node.func.id)
-        op = reg.opdef
-        n_inputs = 1 if op.arity is None else op.arity
-        most = n_inputs + len(op.attributes)
-        if len(node.args) > most:
-            extra = f" and {len(op.attributes)} attribute(s)" if op.attributes else ""
-            raise ExpressionError(
-                f"{op.name}() takes {n_inputs} input(s){extra}, got {len(node.args)} "
-                f"arguments{_where(node)}"
-            )
-        args: list[Any] = []
-        for k, arg in enumerate(node.args):
-            if k < n_inputs:
-                args.append(self.operand(arg))
-            else:
-                args.append(self.attribute(arg))
-        kwargs: dict[str, Any] = {}
-        for kw in node.keywords:
-            assert kw.arg is not None
-            if kw.arg in op.input_names:
-                kwargs[kw.arg] = self.operand(kw.value)
-            else:
-                kwargs[kw.arg] = self.attribute(kw.value)
-        try:
-            return make_operator(reg, args, kwargs)
-        except TypeError as exc:
-            raise ExpressionError(f"{exc} (column {node.col_offset + 1})") from None
-
-    def _index(self, node: ast.AST) -> Any:
-        if isinstance(node, ast.Tuple):
-            return tuple(self._index(e) for e in node.elts)
-        if isinstance(node, ast.Slice):
-            return slice(
-                *(None if b is None else _constant_int(b) for b in (node.lower, node.upper,
-                                                                    node.step))
-            )
-        if isinstance(node, ast.Constant):
-            return node.value
-        return _constant_int(node)
-
-
-def build(
-    expr: Expression,
-    variables: Mapping[str, Node],
-    *,
-    graph: Graph | None = None,
-    registry: Registry | None = None,
-) -> Node:
-    """The graph node computing ``expr`` from ``variables`` (nodes by name)."""
-    reg = registry or get_registry()
-    g = graph
-    if g is None:
-        g = next(iter(variables.values())).graph if variables else Graph()
-    with g:
-        builder = _Builder(variables, reg, g)
-        out = builder.node(expr.tree.body)
-    return out
-

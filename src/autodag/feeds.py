@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .errors import FeedError
 from .interpreter import PlanBase, Values, missing_feed
 from .nodes import Node, Operator, Placeholder, Variable, as_value
 
@@ -37,19 +38,33 @@ def resolve_feeds(order: Sequence[Node], feed_dict: Mapping[Any, Any] | None) ->
                 by_name = {n.name: n for n in order if not isinstance(n, Operator)}
             found = by_name.get(key)
             if found is None:
+                _check_known_name(key, order)
                 continue  # a name the requested outputs do not depend on
             node = found
         else:
-            raise TypeError(f"feed_dict keys must be nodes or names, got {type(key).__name__}")
+            raise FeedError(f"feed_dict keys must be nodes or names, got {type(key).__name__}")
         if isinstance(node, Operator):
-            raise TypeError(f"cannot feed operator node {node.name!r}; feed placeholders")
+            raise FeedError(f"cannot feed operator node {node.name!r}; feed placeholders")
         if isinstance(node, Placeholder):
             feeds[node] = value if _scalar_float_feed(node, value) else node.check_feed(value)
         elif isinstance(node, Variable):
-            feeds[node] = as_value(value, f"feed for Variable {node.name!r}")
+            feeds[node] = as_value(value, f"feed for Variable {node.name!r}", FeedError)
         else:
-            raise TypeError(f"cannot feed constant {node.name!r}")
+            raise FeedError(f"cannot feed constant {node.name!r}")
     return feeds
+
+
+def _check_known_name(name: str, order: Sequence[Node]) -> None:
+    """A name no node of the graph has is a typo, not a feed to ignore."""
+    graphs = {id(n.graph): n.graph for n in order}.values()
+    names = {n.name for g in graphs for n in g.nodes}
+    if name in names:
+        return
+    import difflib
+
+    close = difflib.get_close_matches(name, sorted(names), n=3, cutoff=0.6)
+    hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+    raise FeedError(f"feed_dict names {name!r}, but no node of the graph is called that{hint}")
 
 
 def leaf_values(plan: PlanBase, feeds: Values) -> list[Any]:

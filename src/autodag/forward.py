@@ -14,11 +14,12 @@ from typing import Any
 import numpy as np
 
 from ._arrays import grad_dtype
+from .errors import ArgumentError
 from .execute import evaluate, topological_sort
 from .graph import Graph
 from .nodeargs import common_graph, node_list
 from .nodes import Node, Operator, Placeholder, as_value
-from .symbolic import _Builder, _seeds
+from .symbolic import _Builder, _seeds, call_rule
 
 __all__ = ["jvp", "jvp_nodes"]
 
@@ -32,7 +33,8 @@ def _op_tangent(b: _Builder, node: Operator, tangents: Sequence[Node | None]) ->
         xp = b.xp
         prev, xp.current = xp.current, node
         try:
-            t = op.jvp(xp, tuple(tangents), node, *node.inputs, **node.attrs)
+            t = call_rule(op.jvp, node, "jvp rule", xp, tuple(tangents), node,
+                          *node.inputs, **node.attrs)
         finally:
             xp.current = prev
         return None if t is None else b.reduce(node, 0, b.const(t), node)
@@ -60,7 +62,7 @@ def jvp_nodes(
     ins = node_list(inputs, "inputs")
     tl: list[Any] = [tangents] if isinstance(inputs, Node) else list(tangents)
     if len(tl) != len(ins):
-        raise ValueError(f"jvp: {len(tl)} tangents for {len(ins)} inputs")
+        raise ArgumentError(f"jvp: {len(tl)} tangents for {len(ins)} inputs")
     graph = common_graph(outs + ins, "jvp")
     with graph:
         b = _Builder(graph)
@@ -117,20 +119,20 @@ def jvp(
     ins = tuple(node_list(inputs, "inputs"))
     tl: list[Any] = [tangents] if isinstance(inputs, Node) else list(tangents)
     if len(tl) != len(ins):
-        raise ValueError(f"jvp: {len(tl)} tangents for {len(ins)} inputs")
+        raise ArgumentError(f"jvp: {len(tl)} tangents for {len(ins)} inputs")
     graph = common_graph(list(outs + ins), "jvp")
     places, nodes = _cached(graph, outs, ins)
     feeds: dict[Any, Any] = dict(feed_dict or {})
     for p, t, x in zip(places, tl, ins, strict=True):
         if isinstance(t, Node):
-            raise TypeError(
+            raise ArgumentError(
                 f"jvp: the tangent for {x.name!r} is node {t.name!r}; jvp takes values "
                 f"(use jvp_nodes for symbolic tangents)"
             )
         t = as_value(t, f"jvp: the tangent for {x.name!r}")
         ds = p.declared_shape
         if ds is not None and np.shape(t) != ds:
-            raise ValueError(
+            raise ArgumentError(
                 f"jvp: the tangent for {x.name!r} has shape {np.shape(t)}, but {x.name!r} "
                 f"has shape {ds}"
             )

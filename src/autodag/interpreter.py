@@ -27,10 +27,20 @@ Values = dict[Node, Any]
 
 def _describe_value(a: Any) -> str:
     """dtype and shape of a value, read from its attributes, never by converting it."""
+    try:
+        if isinstance(a, (bool, int, float, complex)):
+            return f"{np.dtype(type(a)).name} shape ()"
+        dt = getattr(getattr(a, "dtype", None), "name", None) or type(a).__name__
+        return f"{dt} shape {tuple(getattr(a, 'shape', ()))}"
+    except Exception:  # formatting an error must never raise one of its own
+        return f"{type(a).__name__} (undescribable)"
+
+
+def _numeric(a: Any) -> bool:
     if isinstance(a, (bool, int, float, complex)):
-        return f"{np.dtype(type(a)).name} shape ()"
-    dt = getattr(getattr(a, "dtype", None), "name", None) or type(a).__name__
-    return f"{dt} shape {tuple(getattr(a, 'shape', ()))}"
+        return True
+    kind = getattr(getattr(a, "dtype", None), "kind", None)
+    return isinstance(kind, str) and kind in "biufc"
 
 
 def forward_error(node: Operator, args: Sequence[Any], exc: Exception) -> OpExecutionError:
@@ -39,6 +49,18 @@ def forward_error(node: Operator, args: Sequence[Any], exc: Exception) -> OpExec
                     for i, a in zip(node.inputs, args, strict=False))
     attrs = f" with {dict(node.attrs)}" if node.attrs else ""
     msg = f"op {node.op.name!r} failed at {node.describe()}{attrs}; inputs: {ins}: {exc}"
+    for i, a in zip(node.inputs, args, strict=False):
+        if not _numeric(a) and isinstance(i, Operator):
+            # The op that made the bad value is at fault, not the one that choked on it.
+            msg += (f". Input {i.name!r} is a {type(a).__name__}, not a number or array, "
+                    f"returned by op {i.op.name!r} from plugin {i.plugin.describe()}")
+            break
+    if isinstance(exc, OpExecutionError):
+        # A plugin's own, more precise class (ShapeMismatchError for a bad axis) stays.
+        try:
+            return type(exc)(msg)
+        except Exception:  # a subclass with another constructor: fall back to the base
+            pass
     cls = ShapeMismatchError if isinstance(exc, ValueError) else OpExecutionError
     return cls(msg)
 

@@ -3,7 +3,7 @@
 ``NumericNamespace`` is the one for numbers: a name resolves to the registered op of
 that name (run eagerly through its forward rule, so ``xp.getitem`` or ``xp.relu`` mean
 exactly what the op means) and otherwise to NumPy's function of that name. The one for
-symbols, which builds graph nodes, is ``autodag.symbolic.GraphNamespace``.
+symbols, which builds graph nodes, is ``autodag.graph_namespace.GraphNamespace``.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from .errors import GraphMismatchError
+from .errors import ArgumentError, GraphMismatchError
 from .graph import Graph
 from .nodes import Node
 
@@ -18,7 +18,7 @@ def as_nodes(nodes: Node | Iterable[Node] | None, what: str) -> list[Node]:
     out = [nodes] if isinstance(nodes, Node) else list(nodes)
     for n in out:
         if not isinstance(n, Node):
-            raise TypeError(f"{what} must be nodes, got {type(n).__name__}: {n!r:.60}")
+            raise ArgumentError(f"{what} must be nodes, got {type(n).__name__}: {n!r:.60}")
     return out
 
 
@@ -26,7 +26,7 @@ def node_list(nodes: Node | Sequence[Node], what: str) -> list[Node]:
     """``nodes`` as a non-empty list, each checked to be a node."""
     out = as_nodes(nodes, what)
     if not out:
-        raise ValueError(f"{what} is empty")
+        raise ArgumentError(f"{what} is empty")
     return out
 
 

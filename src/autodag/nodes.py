@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import numpy as np
 
-from .errors import GraphMismatchError
+from .errors import ArgumentError, FeedError, GraphMismatchError
 from .graph import Graph, NodeSet, active_graph, get_default_graph
 from .overloading import Overloads
 from .sites import creation_site
@@ -34,31 +34,31 @@ __all__ = [
 _NUMERIC_KINDS: Final = frozenset("biuf")
 
 
-def as_value(value: Any, what: str) -> Any:
+def as_value(value: Any, what: str, error: type[ArgumentError] = ArgumentError) -> Any:
     """Check that ``value`` is numeric; keep Python and NumPy scalars and arrays as they are."""
     if isinstance(value, (bool, int, float)):
         return value
     if isinstance(value, np.ndarray):
         if value.dtype.kind not in _NUMERIC_KINDS:
-            raise TypeError(f"{what}: value must be numeric, got an array of dtype {value.dtype}")
+            raise error(f"{what}: value must be numeric, got an array of dtype {value.dtype}")
         return value
     if isinstance(value, np.generic):
         if value.dtype.kind not in _NUMERIC_KINDS:
-            raise TypeError(f"{what}: value must be numeric, got {type(value).__name__}")
+            raise error(f"{what}: value must be numeric, got {type(value).__name__}")
         return value
     if isinstance(value, (list, tuple)):
         try:
             arr = np.asarray(value)
         except ValueError as exc:  # ragged nesting
-            raise TypeError(f"{what}: value is not a rectangular numeric array: {exc}") from None
+            raise error(f"{what}: value is not a rectangular numeric array: {exc}") from None
         if arr.dtype.kind not in _NUMERIC_KINDS:
-            raise TypeError(
+            raise error(
                 f"{what}: value must be numeric, got a sequence of dtype {arr.dtype}"
             )
         return arr
     if isinstance(value, Node):
-        raise TypeError(f"{what}: value must be a number or array, got node {value.name!r}")
-    raise TypeError(f"{what}: value must be numeric, got {type(value).__name__}: {value!r:.60}")
+        raise error(f"{what}: value must be a number or array, got node {value.name!r}")
+    raise error(f"{what}: value must be numeric, got {type(value).__name__}: {value!r:.60}")
 
 
 def _label(kind: str, name: Any) -> str:
@@ -115,7 +115,7 @@ class Node(Overloads):
 
     def __init__(self, name: str | None, prefix: str, graph: Graph | None = None) -> None:
         if name is not None and not isinstance(name, str):
-            raise TypeError(f"node name must be a string, got {type(name).__name__}")
+            raise ArgumentError(f"node name must be a string, got {type(name).__name__}")
         self.graph = graph if graph is not None else get_default_graph()
         self.name = self.graph.next_name(prefix) if name is None else name
         self.gradient = None
@@ -186,7 +186,7 @@ class Constant(Node):
 
     @Node.value.setter  # type: ignore[attr-defined,untyped-decorator]
     def value(self, v: Any) -> None:
-        raise ValueError(f"cannot reassign Constant {self.name!r}")
+        raise ArgumentError(f"cannot reassign Constant {self.name!r}")
 
     def __repr__(self) -> str:
         return f"Constant: name:{self.name}, value:{self._value}"
@@ -226,11 +226,11 @@ class Placeholder(Node):
 
     def check_feed(self, value: Any) -> Any:
         """Validate a fed value against the declared dtype and shape."""
-        v = as_value(value, f"feed for Placeholder {self.name!r}")
+        v = as_value(value, f"feed for Placeholder {self.name!r}", FeedError)
         have = np.result_type(v)
         if self._exact and have != self.dtype:
             if not np.can_cast(have, self.dtype, casting="same_kind"):
-                raise TypeError(
+                raise FeedError(
                     f"feed for Placeholder {self.name!r} has dtype {have}, which does not "
                     f"convert safely to its declared dtype {self.dtype}"
                 )
@@ -241,7 +241,7 @@ class Placeholder(Node):
         if ds is not None:
             vs = np.shape(v)
             if len(vs) != len(ds) or any(d is not None and d != s for d, s in zip(ds, vs)):
-                raise ValueError(
+                raise FeedError(
                     f"feed for Placeholder {self.name!r} has shape {vs}, declared shape {ds}"
                 )
         return v
@@ -269,6 +269,8 @@ class Operator(Node):
         *,
         graph: Graph | None = None,
     ) -> None:
+        if attrs:
+            _check_static(registered, attrs)
         super().__init__(name, registered.opdef.prefix, graph)
         self.op = registered.opdef
         self.plugin = registered.plugin
@@ -313,6 +315,23 @@ def _graph_for(inputs: Sequence[Any], op_name: str) -> Graph:
             f"{graph!r}, not to the graph of the enclosing 'with' block ({active!r})"
         )
     return graph
+
+
+def _check_static(registered: RegisteredOp, attrs: Mapping[str, Any]) -> None:
+    """Attributes are fixed when the graph is built: a node there is a mistake."""
+    for key, value in attrs.items():
+        stack = [value]
+        while stack:
+            v = stack.pop()
+            if isinstance(v, Node):
+                raise ArgumentError(
+                    f"op {registered.opdef.name!r} (from plugin "
+                    f"{registered.plugin.describe()}): attribute {key!r} is static, fixed "
+                    f"when the graph is built, and cannot be node {v.name!r}; give a "
+                    f"plain value (a number, or a tuple of numbers) instead"
+                )
+            if isinstance(v, (tuple, list)):
+                stack.extend(v)
 
 
 def make_operator(

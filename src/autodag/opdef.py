@@ -24,7 +24,7 @@ from typing import Any, Final, TypeAlias
 
 import numpy as np
 
-from .errors import OpDefinitionError
+from .errors import ArgumentError, OpDefinitionError
 
 __all__ = [
     "REQUIRED",
@@ -252,10 +252,10 @@ class OpDef:
         attr_names = list(self.attributes)
         if self.arity is None:
             if not args:
-                raise TypeError(f"{self.name}() takes a sequence of inputs as first argument")
+                raise ArgumentError(f"{self.name}() takes a sequence of inputs as first argument")
             seq = args[0]
             if isinstance(seq, (str, bytes)) or not isinstance(seq, Sequence):
-                raise TypeError(
+                raise ArgumentError(
                     f"{self.name}() takes a sequence of inputs as first argument, "
                     f"got {type(seq).__name__}"
                 )
@@ -264,35 +264,40 @@ class OpDef:
         else:
             inputs_l = list(args[: self.arity])
             rest = args[self.arity :]
+            for n in self.input_names[: len(inputs_l)]:
+                if n in kwargs:
+                    raise ArgumentError(f"{self.name}() got multiple values for argument {n!r}")
             for n in self.input_names[len(inputs_l) :]:
                 if n in kwargs:
                     inputs_l.append(kwargs[n])
             if len(inputs_l) != self.arity:
-                raise TypeError(
+                raise ArgumentError(
                     f"{self.name}() takes {self.arity} input(s), got {len(inputs_l)}"
                 )
             inputs = tuple(inputs_l)
         if len(rest) > len(attr_names):
-            raise TypeError(
-                f"{self.name}() got {len(rest)} extra positional argument(s); "
-                f"its attributes are {attr_names}"
+            extra = len(rest) - len(attr_names)
+            raise ArgumentError(
+                f"{self.name}() got {extra} extra positional argument{'s' * (extra != 1)}: "
+                f"after its input(s) it takes at most {len(attr_names)} "
+                f"({', '.join(attr_names) or 'no attributes'})"
             )
         attrs: dict[str, Any] = dict(zip(attr_names, rest, strict=False))
         for k, v in kwargs.items():
             if k in self.input_names:
                 continue
             if k not in self.attributes:
-                raise TypeError(
+                raise ArgumentError(
                     f"{self.name}() got an unexpected keyword argument {k!r}; "
                     f"its attributes are {attr_names}"
                 )
             if k in attrs:
-                raise TypeError(f"{self.name}() got multiple values for argument {k!r}")
+                raise ArgumentError(f"{self.name}() got multiple values for argument {k!r}")
             attrs[k] = v
         for k, default in self.attributes.items():
             if k not in attrs:
                 if default is REQUIRED:
-                    raise TypeError(f"{self.name}() missing required argument {k!r}")
+                    raise ArgumentError(f"{self.name}() missing required argument {k!r}")
                 attrs[k] = default
         return inputs, attrs
 

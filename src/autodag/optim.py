@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from .errors import ArgumentError
 from .nodes import Variable
 
 __all__ = ["SGD", "Adam", "Optimizer"]
@@ -44,16 +45,16 @@ class Optimizer:
     def __init__(self, params: Iterable[Variable], lr: float) -> None:
         self.params: list[Variable] = list(params)
         if not self.params:
-            raise ValueError(f"{type(self).__name__}: got no parameters to optimise")
+            raise ArgumentError(f"{type(self).__name__}: got no parameters to optimise")
         seen: set[Variable] = set()
         for p in self.params:
             if not isinstance(p, Variable):
-                raise TypeError(
+                raise ArgumentError(
                     f"{type(self).__name__}: parameters must be Variables, got "
                     f"{type(p).__name__} {getattr(p, 'name', p)!r}"
                 )
             if p in seen:
-                raise ValueError(f"{type(self).__name__}: Variable {p.name!r} is given twice")
+                raise ArgumentError(f"{type(self).__name__}: Variable {p.name!r} is given twice")
             seen.add(p)
         _check_positive(self, "lr", lr)
         self.lr = float(lr)
@@ -72,7 +73,7 @@ class Optimizer:
         else:
             gs = list(grads)
             if len(gs) != len(self.params):
-                raise ValueError(
+                raise ArgumentError(
                     f"{type(self).__name__}.step got {len(gs)} gradients for "
                     f"{len(self.params)} parameters"
                 )
@@ -83,7 +84,7 @@ class Optimizer:
 
     def _stored(self, p: Variable) -> Any:
         if p.gradient is None:
-            raise ValueError(
+            raise ArgumentError(
                 f"{type(self).__name__}.step: Variable {p.name!r} has no gradient; run "
                 "backward_pass on a graph using it, or pass step(autodag.grad(loss, params))"
             )
@@ -92,7 +93,7 @@ class Optimizer:
     def _check(self, p: Variable, g: Any) -> Array:
         arr = np.asarray(g, dtype=np.float64)
         if arr.shape != np.shape(p.value):
-            raise ValueError(
+            raise ArgumentError(
                 f"{type(self).__name__}.step: gradient of shape {arr.shape} for Variable "
                 f"{p.name!r} of shape {np.shape(p.value)}"
             )
@@ -121,7 +122,7 @@ def _check_positive(opt: object, what: str, x: float, allow_zero: bool = False) 
     ok = x >= 0 if allow_zero else x > 0
     if not (isinstance(x, (int, float)) and np.isfinite(x) and ok):
         bound = "non-negative" if allow_zero else "positive"
-        raise ValueError(f"{type(opt).__name__}: {what} must be a {bound} number, got {x!r}")
+        raise ArgumentError(f"{type(opt).__name__}: {what} must be a {bound} number, got {x!r}")
 
 
 class SGD(Optimizer):
@@ -144,7 +145,7 @@ class SGD(Optimizer):
         _check_positive(self, "momentum", momentum, allow_zero=True)
         _check_positive(self, "weight_decay", weight_decay, allow_zero=True)
         if nesterov and momentum == 0:
-            raise ValueError("SGD: nesterov momentum needs momentum > 0")
+            raise ArgumentError("SGD: nesterov momentum needs momentum > 0")
         self.momentum = float(momentum)
         self.nesterov = nesterov
         self.weight_decay = float(weight_decay)
@@ -177,7 +178,7 @@ class Adam(Optimizer):
         b1, b2 = betas
         for what, b in (("betas[0]", b1), ("betas[1]", b2)):
             if not 0 <= b < 1:
-                raise ValueError(f"Adam: {what} must be in [0, 1), got {b!r}")
+                raise ArgumentError(f"Adam: {what} must be in [0, 1), got {b!r}")
         _check_positive(self, "eps", eps)
         _check_positive(self, "weight_decay", weight_decay, allow_zero=True)
         self.betas = (float(b1), float(b2))

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from .errors import ArgumentError
+
 if TYPE_CHECKING:
     from .nodes import Operator
 
@@ -106,7 +108,7 @@ class Overloads:
     def __iter__(self) -> Any:
         # Without this, __getitem__ would make nodes "iterable" forever (np.array([x, y])
         # or list(x) would build getitem nodes without end).
-        raise TypeError(f"node {self.name!r} is not iterable; index it with x[i]")
+        raise ArgumentError(f"node {self.name!r} is not iterable; index it with x[i]")
 
     def __getitem__(self, index: Any) -> Operator:
         return self._call("getitem", (self, index), {})

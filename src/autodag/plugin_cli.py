@@ -6,10 +6,19 @@ import argparse
 import json
 import sys
 import warnings
+from dataclasses import dataclass
 from typing import Any, TextIO
 
 from .errors import AutodagError, PluginWarning
-from .registry import PluginInfo, Registry, get_registry
+from .registry import (
+    ENV_DISABLE_AUTOLOAD,
+    ENV_LOAD_ONLY,
+    FailedPlugin,
+    PluginInfo,
+    RegisteredOp,
+    Registry,
+    get_registry,
+)
 
 __all__ = ["add_commands", "check_command", "plugins_command"]
 
@@ -24,13 +33,20 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--json", action="store_true", help="print JSON for machines")
     p.set_defaults(func=plugins_command)
     c = subparsers.add_parser(
-        "check", help="gradient-check the ops of plugins",
+        "check", help="check the ops of plugins as users will call them",
         description="Run autodag.testing.check_op on every op (with samples) of the named "
-                    "plugins, or of all plugins; exit code 1 if any op fails.",
+                    "plugins, or of all plugins: gradients against finite differences, "
+                    "symbolic gradients, second order and forward mode through the rules, "
+                    "static shapes, inline templates, float32. Lists the ops of other "
+                    "plugins each op needs. Exit code 1 if any op fails, any plugin "
+                    "failed to load or two plugins define the same op, 2 for a plugin "
+                    "name that is not loaded.",
     )
     c.add_argument("plugin", nargs="*", metavar="PLUGIN",
                    help="plugin or distribution names (default: all)")
-    c.add_argument("-v", "--verbose", action="store_true", help="print every failure in full")
+    c.add_argument("-v", "--verbose", action="store_true",
+                   help="print each sample's checks and largest errors, and every failure "
+                        "in full with the traceback of the error inside the op's code")
     c.set_defaults(func=check_command)
 
 
@@ -48,7 +64,8 @@ def _registry(err: TextIO) -> Registry | None:
         # Failed plugins are part of the report; other warnings (a misspelt name in
         # AUTODAG_LOAD_PLUGINS) would otherwise go unseen.
         elif not any(f.name in str(w.message) and f.reason in str(w.message)
-                     for f in reg.failed):
+                     for f in reg.failed) and not any(
+                         str(w.message) == c.describe() for c in reg.conflicts.values()):
             print(f"autodag: warning: {w.message}", file=err)
     return reg
 
@@ -87,7 +104,24 @@ def _plugins_data(reg: Registry) -> dict[str, Any]:
              "entry_point": info.entry_point}
             for info, _ in reg.unloaded
         ],
+        "conflicts": [
+            {"op": c.op, "reason": c.describe(),
+             "providers": [
+                 {"name": p.name, "distribution": p.distribution, "version": p.version,
+                  "entry_point": p.entry_point}
+                 for p in c.providers
+             ]}
+            for c in reg.conflicts.values()
+        ],
     }
+
+
+def _print_conflicts(reg: Registry, out: TextIO) -> None:
+    for c in reg.conflicts.values():
+        who = " and ".join(f"{p.name} ({_where(p)})" for p in c.providers)
+        print(f"  {c.op}: defined by {who}", file=out)
+        # describe()'s first sentence repeats the line above; the second says the fix.
+        print(f"    {c.describe().split('. ', 1)[-1]}", file=out)
 
 
 def plugins_command(args: argparse.Namespace, out: TextIO | None = None,
@@ -107,6 +141,9 @@ def plugins_command(args: argparse.Namespace, out: TextIO | None = None,
         print(f"  ops: {', '.join(p['ops']) or '(none)'}", file=out)
         for op, replaced in p["overrides"].items():
             print(f"  {op} overrides plugin(s) {', '.join(replaced)}", file=out)
+    if reg.conflicts:
+        print("\nconflicts (these ops are left out until resolved):", file=out)
+        _print_conflicts(reg, out)
     if data["failed"]:
         print("\nfailed to load:", file=out)
         for f in reg.failed:
@@ -121,50 +158,180 @@ def plugins_command(args: argparse.Namespace, out: TextIO | None = None,
     return 0
 
 
+@dataclass(frozen=True)
+class _Row:
+    """One line of the ``autodag check`` table, and the lines under it."""
+
+    op: str
+    plugin: str
+    result: str
+    extra: tuple[str, ...] = ()
+
+
 def check_command(args: argparse.Namespace, out: TextIO | None = None,
                   err: TextIO | None = None) -> int:
-    """``autodag check [PLUGIN ...]``: gradient-check ops; 1 on any failure, 2 on misuse."""
-    from .testing import check_op
-
+    """``autodag check [-v] [PLUGIN ...]``: check ops; 1 on a failure, 2 on misuse."""
     out, err = out or sys.stdout, err or sys.stderr
     reg = _registry(err)
     if reg is None:
         return 1
+    wanted = _wanted_plugins(reg, args.plugin, err)
+    if wanted is None:
+        return 2
+    rows, failures = _collect_rows(reg, wanted, args.verbose)
+    _print_table(rows, out)
+    if failures:
+        print(file=out)
+        for f in failures:
+            print(f"FAIL {f}", file=out)
+    _print_failed_plugins(reg, args.plugin, out)
+    if reg.conflicts:
+        print("\nconflicts (these ops were left out, not checked):", file=out)
+        _print_conflicts(reg, out)
+    print(f"\n{_summary(reg, rows, failures)}", file=out)
+    return 1 if failures or reg.failed or reg.conflicts else 0
+
+
+def _wanted_plugins(reg: Registry, names: list[str], err: TextIO) -> list[str] | None:
+    """The loaded plugins ``names`` ask for (all when empty); None, said, for unknown ones."""
     by_plugin = reg.by_plugin()
     # A distribution name (autodag-math) names its plugin (math) too.
     by_dist = {p.distribution: p.name for p in reg.plugins if p.distribution}
-    wanted = [by_dist.get(n, n) if n not in by_plugin else n for n in args.plugin]
-    wanted = list(dict.fromkeys(wanted)) or list(by_plugin)
-    unknown = [name for name in wanted if name not in by_plugin]
+    failed = _failed_by_name(reg)
+    unloaded = {key for info, _ in reg.unloaded for key in (info.name, info.distribution) if key}
+    wanted: list[str] = []
+    unknown: list[str] = []
+    for name in dict.fromkeys(names):
+        if name in by_plugin or name in by_dist:
+            wanted.append(by_dist.get(name, name) if name not in by_plugin else name)
+        elif name not in failed:
+            unknown.append(name)
     if unknown:
-        print(f"autodag check: no loaded plugin named {', '.join(map(repr, unknown))}; "
+        why = "".join(
+            f"; {n!r} is installed but not loaded ({ENV_DISABLE_AUTOLOAD} or "
+            f"{ENV_LOAD_ONLY})" for n in unknown if n in unloaded)
+        print(f"autodag check: no loaded plugin named {', '.join(map(repr, unknown))}{why}; "
               f"loaded: {', '.join(by_plugin)}", file=err)
-        return 2
-    rows: list[tuple[str, str, str]] = []
+        return None
+    return list(dict.fromkeys(wanted)) if names else list(by_plugin)
+
+
+def _failed_by_name(reg: Registry) -> dict[str, FailedPlugin]:
+    return {key: f for f in reg.failed for key in (f.name, f.distribution) if key}
+
+
+def _collect_rows(reg: Registry, wanted: list[str],
+                  verbose: bool) -> tuple[list[_Row], list[str]]:
+    """The table's rows, op by op of each wanted plugin, and the failure lines."""
+    by_plugin = reg.by_plugin()
+    rows: list[_Row] = []
     failures: list[str] = []
     for plugin in wanted:
-        for name in by_plugin[plugin]:
-            registered = reg.ops[name]
-            if registered.opdef.samples is None:
-                rows.append((name, plugin, "skipped (no samples)"))
+        left_out = _left_out_rows(reg, plugin)
+        for name in sorted([*by_plugin[plugin], *left_out]):
+            if name in left_out:
+                rows.append(left_out[name])
                 continue
-            try:
-                res = check_op(registered)
-            except Exception as exc:
-                first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                rows.append((name, plugin, "FAIL"))
-                failures.append(f"{name}: {first if not args.verbose else exc}")
-                continue
-            what = "gradients" if res.gradients_checked else "forward only"
-            rows.append((name, plugin, f"ok ({res.samples} samples, {what})"))
-    w_op = max([len("op"), *(len(r[0]) for r in rows)])
-    w_pl = max([len("plugin"), *(len(r[1]) for r in rows)])
+            row, failure = _check_row(reg.ops[name], plugin, verbose)
+            rows.append(row)
+            if failure is not None:
+                failures.append(failure)
+    return rows, failures
+
+
+def _left_out_rows(reg: Registry, plugin: str) -> dict[str, _Row]:
+    """Rows for the ops of ``plugin`` that a conflict left out of the registry, by op."""
+    return {c.op: _Row(c.op, plugin, "left out (conflict: defined by "
+                       + " and ".join(p.name for p in c.providers) + "; see below)")
+            for c in reg.conflicts.values() if any(p.name == plugin for p in c.providers)}
+
+
+def _check_row(registered: RegisteredOp, plugin: str,
+               verbose: bool) -> tuple[_Row, str | None]:
+    """check_op on one op: its row, and the failure line if it failed."""
+    from . import testing
+
+    name = registered.opdef.name
+    if registered.opdef.samples is None:
+        return _Row(name, plugin, "skipped (no samples)"), None
+    try:
+        res = testing.check_op(registered)
+    except Exception as exc:
+        text = _failure_text(exc, verbose)
+        return _Row(name, plugin, "FAIL"), f"{name} ({plugin}): {text}"
+    # Symbolic gradients go unsaid in the table: jvp and 2nd order are built on them.
+    short = {testing.SYMBOLIC: "", testing.SECOND_ORDER: "2nd order",
+             testing.SECOND_ORDER_BUILT: "2nd order built only",
+             testing.STATIC_SHAPES: "shapes", testing.INLINE: "inline"}
+    done = [short.get(c, c) for c in res.checks if short.get(c, c)]
+    if not res.gradients_checked:
+        done.insert(0, "forward only")
+    elif not registered.opdef.symbolic:
+        done.append("first order only: symbolic=False")
+    extra = [f"needs: {', '.join(res.needs)}"] if res.needs else []
+    if verbose:
+        for d in res.details:
+            extra.append(d.describe())
+            extra.extend(f"  note: {note}" for note in d.notes)
+    n = res.samples
+    result = f"ok ({n} sample{'s' * (n != 1)}: {', '.join(done)})"
+    return _Row(name, plugin, result, tuple(extra)), None
+
+
+def _failure_text(exc: Exception, verbose: bool) -> str:
+    """A failed check's message: its first line, or (verbose) all of it with the
+    traceback of the error inside the op's code."""
+    import traceback
+
+    from . import testing
+
+    text = str(exc) or type(exc).__name__
+    if not isinstance(exc, testing.OpCheckError):
+        text = f"{type(exc).__name__}: {text}"
+    if not verbose:
+        return text.splitlines()[0]
+    root = exc.__cause__ if isinstance(exc, testing.OpCheckError) else exc
+    # autodag's own errors wrap the op author's: show the innermost one's traceback.
+    while root is not None and isinstance(root, AutodagError) and root.__cause__ is not None:
+        root = root.__cause__
+    if root is not None:
+        text += "\n" + "".join(traceback.format_exception(
+            type(root), root, root.__traceback__)).rstrip()
+    return text
+
+
+def _print_table(rows: list[_Row], out: TextIO) -> None:
+    if not rows:
+        return
+    w_op = max([len("op"), *(len(r.op) for r in rows)])
+    w_pl = max([len("plugin"), *(len(r.plugin) for r in rows)])
     print(f"{'op':<{w_op}}  {'plugin':<{w_pl}}  result", file=out)
-    for op, plugin, result in rows:
-        print(f"{op:<{w_op}}  {plugin:<{w_pl}}  {result}", file=out)
-    passed = sum(r[2].startswith("ok") for r in rows)
-    skipped = sum(r[2].startswith("skipped") for r in rows)
-    print(f"\n{passed} passed, {len(failures)} failed, {skipped} skipped", file=out)
-    for f in failures:
-        print(f"FAIL {f}", file=out)
-    return 1 if failures else 0
+    for r in rows:
+        print(f"{r.op:<{w_op}}  {r.plugin:<{w_pl}}  {r.result}", file=out)
+        for line in r.extra:
+            print(f"{'':<{w_op}}  {'':<{w_pl}}  {line}", file=out)
+
+
+def _print_failed_plugins(reg: Registry, asked: list[str], out: TextIO) -> None:
+    if not reg.failed:
+        return
+    failed = _failed_by_name(reg)
+    print("\nfailed to load (their ops were not checked):", file=out)
+    for fp in reg.failed:
+        dist = f" ({fp.distribution} {fp.version or ''})".replace(" )", ")") \
+            if fp.distribution else ""
+        mark = " [asked for]" if any(failed.get(n) is fp for n in asked) else ""
+        print(f"  {fp.name}{dist}{mark}: {fp.reason}", file=out)
+
+
+def _summary(reg: Registry, rows: list[_Row], failures: list[str]) -> str:
+    passed = sum(r.result.startswith("ok") for r in rows)
+    skipped = sum(r.result.startswith("skipped") for r in rows)
+    summary = f"{passed} passed, {len(failures)} failed, {skipped} skipped"
+    if reg.failed:
+        k = len(reg.failed)
+        summary += f"; {k} plugin{'s' * (k != 1)} failed to load"
+    if reg.conflicts:
+        k = len(reg.conflicts)
+        summary += f"; {k} op{'s' * (k != 1)} left out by a plugin conflict"
+    return summary

@@ -10,10 +10,14 @@ manager of the process, and the op registry built from it, live in ``autodag.reg
 
 from __future__ import annotations
 
+import fnmatch
+import functools
 import os
+import re
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import pluggy
@@ -25,6 +29,7 @@ if TYPE_CHECKING:
 from . import builtin, hookspecs
 from .errors import PluginLoadError, PluginWarning
 from .opdef import OpDef
+from .sites import user_stacklevel
 
 __all__ = [
     "BUILTIN_NAME",
@@ -38,8 +43,11 @@ __all__ = [
     "PluginInfo",
     "build_manager",
     "collect_ops",
-    "peek_ops",
+    "installed_entry_points",
+    "mentions_op",
     "report",
+    "strict",
+    "unknown_hook_reason",
 ]
 
 ENTRY_POINT_GROUP: Final = "autodag"
@@ -92,6 +100,8 @@ class Manager(pluggy.PluginManager):
         self.infos: dict[str, PluginInfo] = {}
         self.failed: list[FailedPlugin] = []
         self.unloaded: list[tuple[PluginInfo, md.EntryPoint]] = []
+        #: Conflicts already warned about (op name, provider names...).
+        self.warned: set[tuple[str, ...]] = set()
 
     def register(self, plugin: object, name: str | None = None) -> str | None:
         result = super().register(plugin, name)
@@ -127,19 +137,35 @@ def _env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
 
 
-def _strict() -> bool:
+def strict() -> bool:
+    """Whether ``AUTODAG_STRICT_PLUGINS`` turns every plugin problem into an error."""
     return _env_flag(ENV_STRICT)
+
+
+def unknown_hook_reason(exc: pluggy.PluginValidationError) -> str:
+    """pluggy's "unknown hook" message, with the closest real hook names."""
+    import difflib
+
+    hooks = [n for n in dir(hookspecs) if n.startswith(f"{hookspecs.PROJECT_NAME}_")]
+    named = re.findall(r"unknown hook '([^']+)'", str(exc))
+    close = difflib.get_close_matches(named[0], hooks, n=2, cutoff=0.6) if named else []
+    hint = f"; did you mean {' or '.join(close)}?" if close else ""
+    return f"unknown hook: {exc}{hint}"
 
 
 def report(failure: FailedPlugin, pm: Manager) -> None:
     """Record a skipped plugin and warn (or raise, in strict mode)."""
     where = f" from entry point {failure.entry_point!r}" if failure.entry_point else ""
     dist = f" of {failure.distribution}" if failure.distribution else ""
-    text = f"autodag plugin {failure.name!r}{dist}{where} was skipped: {failure.reason}"
-    if _strict():
-        raise PluginLoadError(text)
+    name = f"autodag plugin {failure.name!r}{dist}{where}"
+    if strict():
+        raise PluginLoadError(
+            f"{name} failed to load: {failure.reason} ({ENV_STRICT} is set, so this is an "
+            "error; unset it to skip the plugin with a warning instead)"
+        )
     pm.failed.append(failure)
-    warnings.warn(text, PluginWarning, stacklevel=4)
+    warnings.warn(f"{name} was skipped: {failure.reason}", PluginWarning,
+                  stacklevel=user_stacklevel())
 
 
 def _entry_point_info(ep: md.EntryPoint) -> PluginInfo:
@@ -152,34 +178,46 @@ def _entry_point_info(ep: md.EntryPoint) -> PluginInfo:
     )
 
 
+def _wanted() -> set[str] | None:
+    only = os.environ.get(ENV_LOAD_ONLY)
+    return None if only is None else {n.strip() for n in only.split(",") if n.strip()}
+
+
+def _matches(pattern: str, info: PluginInfo) -> bool:
+    return any(n is not None and fnmatch.fnmatchcase(n, pattern)
+               for n in (info.name, info.distribution))
+
+
 def _allowed(info: PluginInfo) -> bool:
     """Whether the environment lets an entry point load (checked before import).
 
     ``AUTODAG_LOAD_PLUGINS`` may name the plugin (``math``) or its distribution
-    (``autodag-math``).
+    (``autodag-math``), or give shell-style patterns (``autodag-*``).
     """
     if _env_flag(ENV_DISABLE_AUTOLOAD):
         return False
-    only = os.environ.get(ENV_LOAD_ONLY)
-    if only is None:
-        return True
-    wanted = {n.strip() for n in only.split(",") if n.strip()}
-    return info.name in wanted or info.distribution in wanted
+    wanted = _wanted()
+    return wanted is None or any(_matches(w, info) for w in wanted)
+
+
+def installed_entry_points() -> list[md.EntryPoint]:
+    """The environment's ``autodag`` entry points, sorted by name, the first of each name.
+
+    Sorted, so that plugins (and any conflict between them) come out the same every run;
+    a distribution seen twice on ``sys.path`` counts once.
+    """
+    import importlib.metadata as md
+
+    seen: dict[str, md.EntryPoint] = {}
+    for ep in sorted(md.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        seen.setdefault(ep.name, ep)
+    return list(seen.values())
 
 
 def _load_entry_points(pm: Manager) -> None:
-    seen: set[str] = set()
-    dists: set[str] = set()
-    # Sorted, so that plugins (and any conflict between them) come out the same every run.
-    import importlib.metadata as md
-
-    for ep in sorted(md.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-        if ep.name in seen:  # the same distribution seen twice on sys.path
-            continue
-        seen.add(ep.name)
-        info = _entry_point_info(ep)
-        if info.distribution:
-            dists.add(info.distribution)
+    eps = installed_entry_points()
+    infos = [_entry_point_info(ep) for ep in eps]
+    for info, ep in zip(infos, eps, strict=True):
         if not _allowed(info):
             pm.unloaded.append((info, ep))
             continue
@@ -200,14 +238,17 @@ def _load_entry_points(pm: Manager) -> None:
             )
             continue
         pm.infos[ep.name] = info
-    only = os.environ.get(ENV_LOAD_ONLY)
-    unknown = sorted({n.strip() for n in (only or "").split(",") if n.strip()} - seen - dists)
+    wanted = _wanted()
+    # A pattern may match nothing; a plain name that matches nothing is likely misspelt.
+    unknown = sorted(w for w in wanted or () if not any(c in w for c in "*?[")
+                     and not any(_matches(w, i) for i in infos))
     if unknown and not _env_flag(ENV_DISABLE_AUTOLOAD):
         # A misspelt name would otherwise just make ops go missing.
         warnings.warn(
             f"{ENV_LOAD_ONLY} names {', '.join(map(repr, unknown))}, but no installed "
-            f"plugin has that name; installed: {', '.join(sorted(seen)) or 'none'}",
-            PluginWarning, stacklevel=5,
+            f"plugin has that name; installed: "
+            f"{', '.join(sorted(i.name for i in infos)) or 'none'}",
+            PluginWarning, stacklevel=user_stacklevel(),
         )
 
 
@@ -228,7 +269,7 @@ def build_manager() -> Manager:
             info = pm.infos.pop(name, PluginInfo(name))
             pm.unregister(exc.plugin)
             report(
-                FailedPlugin(name, f"unknown hook: {exc}", info.distribution, info.version,
+                FailedPlugin(name, unknown_hook_reason(exc), info.distribution, info.version,
                              info.entry_point),
                 pm,
             )
@@ -257,16 +298,69 @@ def collect_ops(name: str, result: object) -> list[OpDef]:
             f"autodag_register_ops returned {len(bad)} item(s) that are not OpDef, "
             f"first: {bad[0]!r}"
         )
+    names = [o.name for o in ops]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise PluginLoadError(
+            f"autodag_register_ops defines op {', '.join(map(repr, twice))} more than once"
+        )
     return ops
 
 
-def peek_ops(ep: md.EntryPoint) -> list[str]:
-    """Op names an unloaded plugin would provide (for 'which package provides X')."""
+def mentions_op(ep: md.EntryPoint, op_name: str) -> bool:
+    """Whether an unloaded plugin's source names ``op_name``, read without importing it.
+
+    Plugins left out must never run, so this only reads the text of the entry point's
+    module (and of its package's other modules): a hint for "which package provides X".
+    """
+    quoted = re.compile(rf"""(['"]){re.escape(op_name)}\1""")
+    return any(quoted.search(text) for text in _sources(ep.value.split(":")[0].strip()))
+
+
+def _sources(module: str) -> list[str]:
+    """The texts of a module's files, each read once while it is unchanged."""
+    texts = []
+    for path in _module_files(module):
+        try:
+            st = path.stat()
+        except OSError:
+            continue
+        if st.st_size <= _MAX_SCAN_BYTES:
+            texts.append(_read(str(path), st.st_mtime_ns, st.st_size))
+    return texts
+
+
+@functools.lru_cache(maxsize=64)
+def _read(path: str, mtime_ns: int, size: int) -> str:
     try:
-        plugin = ep.load()
-        fn = getattr(plugin, "autodag_register_ops", None)
-        if fn is None:
-            return []
-        return [op.name for op in collect_ops(ep.name, fn())]
-    except Exception:
+        return Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+_MAX_SCAN_BYTES: Final = 2_000_000
+
+
+def _module_files(module: str) -> list[Path]:
+    """The source files of a module and of its package, found without executing either."""
+    import importlib.util
+    from importlib.machinery import PathFinder
+
+    top, *rest = module.split(".")
+    try:
+        # For a top-level name find_spec imports nothing; submodules are then looked up
+        # in the package's folders directly, which would otherwise import the package.
+        spec = importlib.util.find_spec(top)
+        for depth in range(len(rest)):
+            if spec is None or not spec.submodule_search_locations:
+                return []
+            name = ".".join([top, *rest[: depth + 1]])
+            spec = PathFinder.find_spec(name, list(spec.submodule_search_locations))
+    except (ImportError, ValueError):
         return []
+    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+        return []
+    here = Path(spec.origin)
+    if not rest and here.name != "__init__.py":
+        return [here]  # a top-level module: its folder is site-packages, not a package
+    return [here, *sorted(p for p in here.parent.glob("*.py") if p != here)]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import functools
 import threading
+import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +21,13 @@ import pluggy
 if TYPE_CHECKING:
     import importlib.metadata as md
 
-from .errors import OpNotFoundError, PluginConflictError, PluginLoadError
+from .errors import (
+    OpConflictError,
+    OpNotFoundError,
+    PluginConflictError,
+    PluginLoadError,
+    PluginWarning,
+)
 from .namespace import NumericNamespace
 from .opdef import OpDef
 from .plugins import BUILTIN_NAME as BUILTIN_NAME
@@ -32,15 +39,19 @@ from .plugins import (
     PluginInfo,
     build_manager,
     collect_ops,
-    peek_ops,
+    mentions_op,
     report,
+    strict,
+    unknown_hook_reason,
 )
 from .plugins import ENV_DISABLE_AUTOLOAD as ENV_DISABLE_AUTOLOAD
 from .plugins import ENV_LOAD_ONLY as ENV_LOAD_ONLY
 from .plugins import ENV_STRICT as ENV_STRICT
+from .sites import user_stacklevel
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "Conflict",
     "FailedPlugin",
     "PluginInfo",
     "RegisteredOp",
@@ -62,6 +73,24 @@ class RegisteredOp:
     overrides: tuple[PluginInfo, ...] = ()
 
 
+@dataclass(frozen=True)
+class Conflict:
+    """An op that several plugins define and none overrides: left out until resolved."""
+
+    op: str
+    providers: tuple[PluginInfo, ...]
+    #: Why it is unresolved: nobody overrides, or more than one does.
+    hint: str
+
+    def describe(self) -> str:
+        """One sentence naming the op, both providers and how to resolve it."""
+        who = " and ".join(p.describe() for p in self.providers)
+        dists = [p.distribution for p in self.providers if p.distribution]
+        fix = f"uninstall one of {', '.join(dists)}, or " if len(dists) > 1 else ""
+        return (f"op {self.op!r} is defined by plugins {who}; {self.hint}. It is left out "
+                f"until resolved: {fix}set override=True on exactly one definition")
+
+
 @dataclass
 class Registry:
     """Snapshot of every op the loaded plugins provide."""
@@ -71,6 +100,8 @@ class Registry:
     failed: list[FailedPlugin] = field(default_factory=list)
     #: Installed plugins that settings kept from loading; looked into only on a miss.
     unloaded: list[tuple[PluginInfo, md.EntryPoint]] = field(default_factory=list)
+    #: Ops left out because several plugins define them (see ``Conflict``).
+    conflicts: dict[str, Conflict] = field(default_factory=dict)
     #: What layers above derive from this snapshot once (the compiler's templates).
     derived: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -84,6 +115,8 @@ class Registry:
         try:
             return self.ops[name]
         except KeyError:
+            if name in self.conflicts:
+                raise OpConflictError(self.conflicts[name].describe()) from None
             raise OpNotFoundError(self._missing_message(name)) from None
 
     def __contains__(self, name: object) -> bool:
@@ -91,8 +124,8 @@ class Registry:
 
     def _missing_message(self, name: str) -> str:
         msg = f"no op named {name!r} is registered"
-        # Importing a blocked plugin is a last resort, done only to explain a miss.
-        providers = [info for info, ep in self.unloaded if name in peek_ops(ep)]
+        # Plugins left out are never imported: their sources are only read for the name.
+        providers = [info for info, ep in self.unloaded if mentions_op(ep, name)]
         if providers:
             who = ", ".join(p.describe() for p in providers)
             msg += (
@@ -106,6 +139,10 @@ class Registry:
                 for f in self.failed
             )
             msg += f"; no loaded plugin provides it, and these plugins failed to load: {who}"
+        elif self.unloaded:
+            who = ", ".join(info.describe() for info, _ in self.unloaded)
+            msg += (f"; no loaded plugin provides it, and these installed plugins are not "
+                    f"loaded: {who} (check {ENV_DISABLE_AUTOLOAD} and {ENV_LOAD_ONLY})")
         else:
             msg += "; no installed plugin provides it"
         close = difflib.get_close_matches(name, list(self.ops), n=5, cutoff=0.6)
@@ -167,9 +204,17 @@ def register_plugin(plugin: object, name: str | None = None) -> str:
                 except Exception as exc:
                     result = exc
                 collect_ops(registered, result)
-        except (pluggy.PluginValidationError, PluginLoadError) as exc:
+        except pluggy.PluginValidationError as exc:
+            raise PluginLoadError(
+                f"plugin {registered!r} was not registered: {unknown_hook_reason(exc)}"
+            ) from exc
+        except PluginLoadError as exc:
             raise PluginLoadError(f"plugin {registered!r} was not registered: {exc}") from exc
-        get_registry()
+        clashes = [c for c in _refresh(pm).conflicts.values()
+                   if any(p.name == registered for p in c.providers)]
+        if clashes:
+            raise PluginConflictError(
+                f"plugin {registered!r} was not registered: {clashes[0].describe()}")
     except Exception:
         # Leave everything usable: a malformed or conflicting plugin is taken back out.
         pm.unregister(plugin)
@@ -196,14 +241,19 @@ def unregister_plugin(plugin_or_name: object) -> None:
 
 def get_registry() -> Registry:
     """The op registry, rebuilt whenever plugins were registered or unregistered."""
-    global _registry, _registry_version
     pm = _get_manager()
     reg = _registry
     if reg is not None and _registry_version == pm.version:
         return reg
+    return _refresh(pm, quiet=False)
+
+
+def _refresh(pm: Manager, quiet: bool = True) -> Registry:
+    global _registry, _registry_version
     with _lock:
         if _registry is None or _registry_version != pm.version:
-            _registry = _build_registry(pm)
+            # A plugin registered at run time is refused on conflict, not warned about.
+            _registry = _build_registry(pm, quiet)
             _registry_version = pm.version
         return _registry
 
@@ -212,7 +262,7 @@ def _info_for(pm: Manager, name: str) -> PluginInfo:
     return pm.infos.get(name) or PluginInfo(name)
 
 
-def _build_registry(pm: Manager) -> Registry:
+def _build_registry(pm: Manager, quiet: bool = False) -> Registry:
     reg = Registry(failed=list(pm.failed))
     claims: dict[str, list[tuple[OpDef, PluginInfo]]] = {}
     skipped: list[str] = []
@@ -230,24 +280,35 @@ def _build_registry(pm: Manager) -> Registry:
             skipped.append(plugin_name)
             continue
         reg.plugins.append(info)
-        names_here: set[str] = set()
         for op in ops:
-            if op.name in names_here:
-                raise PluginConflictError(
-                    f"plugin {info.describe()} defines op {op.name!r} twice"
-                )
-            names_here.add(op.name)
             claims.setdefault(op.name, []).append((op, info))
     for name in skipped:  # so that later rebuilds do not warn about it again
         pm.unregister(name=name)
         pm.infos.pop(name, None)
     for op_name, providers in claims.items():
-        reg.ops[op_name] = _resolve(op_name, providers)
+        resolved = _resolve(op_name, providers)
+        if isinstance(resolved, Conflict):
+            reg.conflicts[op_name] = resolved
+        else:
+            reg.ops[op_name] = resolved
     reg.unloaded = list(pm.unloaded)
+    if not quiet:
+        _warn_conflicts(pm, reg)
     return reg
 
 
-def _resolve(op_name: str, providers: list[tuple[OpDef, PluginInfo]]) -> RegisteredOp:
+def _warn_conflicts(pm: Manager, reg: Registry) -> None:
+    """Tell about each new conflict once (in strict mode: raise)."""
+    for conflict in reg.conflicts.values():
+        if strict():
+            raise PluginConflictError(conflict.describe())
+        key = (conflict.op, *(p.name for p in conflict.providers))
+        if key not in pm.warned:
+            pm.warned.add(key)
+            warnings.warn(conflict.describe(), PluginWarning, stacklevel=user_stacklevel())
+
+
+def _resolve(op_name: str, providers: list[tuple[OpDef, PluginInfo]]) -> RegisteredOp | Conflict:
     """Pick the provider of an op: the only one, or the single one that overrides."""
     if len(providers) == 1:
         op, info = providers[0]
@@ -257,10 +318,5 @@ def _resolve(op_name: str, providers: list[tuple[OpDef, PluginInfo]]) -> Registe
         op, info = overriding[0]
         others = tuple(i for o, i in providers if o is not op)
         return RegisteredOp(op, info, others)
-    who = " and ".join(info.describe() for _, info in providers)
-    hint = (
-        "more than one declares override=True"
-        if overriding
-        else "set override=True on one definition to replace the other"
-    )
-    raise PluginConflictError(f"op {op_name!r} is defined by plugins {who}; {hint}")
+    hint = "more than one declares override=True" if overriding else "none declares override=True"
+    return Conflict(op_name, tuple(info for _, info in providers), hint)

@@ -120,4 +120,9 @@ class StaticShapes:
                 f"{[np.shape(a) for a in args]}: {type(exc).__name__}: {exc}"
             )
             return None
-        return _info_of(out)
+        try:
+            return _info_of(out)
+        except TypeError:
+            self._why[n] = (f"op {n.op.name!r} from plugin {n.plugin.describe()} returned "
+                            f"a {type(out).__name__}, not a number or array")
+            return None

@@ -6,7 +6,7 @@ import sys
 from types import CodeType, FrameType
 from typing import Final
 
-__all__ = ["creation_site"]
+__all__ = ["creation_site", "user_stacklevel"]
 
 _PACKAGE_PREFIXES: Final = ("autodag", "autodag_")
 
@@ -27,6 +27,19 @@ def creation_site() -> tuple[str, int] | None:
             return code.co_filename, f.f_lineno
         f = f.f_back
     return None
+
+
+def user_stacklevel() -> int:
+    """The ``stacklevel`` that makes a warning point at the first caller outside autodag.
+
+    For the function that calls ``warnings.warn``: 2 would be its own caller.
+    """
+    level = 2
+    f: FrameType | None = sys._getframe(2)
+    while f is not None and f.f_globals.get("__name__", "").startswith(_PACKAGE_PREFIXES):
+        f = f.f_back
+        level += 1
+    return level
 
 
 # Whether a code object belongs to autodag or a plugin: asked for every node built, so

@@ -17,12 +17,13 @@ from typing import Any
 import numpy as np
 
 from ._arrays import grad_dtype
-from .errors import GradientError
+from .errors import ArgumentError, AutodagError, GradientError, SymbolicGradientError
 from .graph import Graph
+from .graph_namespace import GraphNamespace
 from .nodeargs import common_graph, node_list
 from .nodes import Constant, Node, Operator, make_operator
 from .opdef import OpDef
-from .registry import RegisteredOp, Registry, get_registry
+from .registry import RegisteredOp, get_registry
 from .runtime import check_joint
 from .shapes import StaticShapes
 from .traversal import depends_on as _depends_on
@@ -36,61 +37,6 @@ __all__ = [
     "hessian_vector_product",
     "jacobian",
 ]
-
-
-class SymbolicGradientError(GradientError):
-    """An op's backward rule cannot build graph nodes (NumPy-only rule or unknown xp name)."""
-
-
-class GraphNamespace:
-    """``xp`` for symbolic differentiation: registered ops build nodes of one graph.
-
-    ``ndim`` and ``shape`` come from static shape inference. Any name that is not a
-    registered op is an error naming the op whose rule asked for it.
-    """
-
-    symbolic = True
-
-    def __init__(self, registry: Registry, shapes: StaticShapes) -> None:
-        self._registry = registry
-        self._shapes = shapes
-        #: The operator whose rule is running, for error messages.
-        self.current: Operator | None = None
-
-    def _context(self) -> str:
-        node = self.current
-        if node is None:
-            return "while building symbolic derivatives"
-        return f"by the derivative rule of {node.describe()}"
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        reg = self._registry.ops.get(name)
-        if reg is None:
-            raise SymbolicGradientError(
-                f"xp.{name} was used {self._context()}, but {name!r} is not a registered "
-                f"op: symbolic derivatives (gradients, second order, forward mode) can only "
-                f"use registered ops. Register an op {name!r}, or declare the op "
-                f"symbolic=False (first-order autodag.grad only)"
-            )
-
-        def call(*args: Any, **kwargs: Any) -> Operator:
-            return make_operator(reg, args, dict(kwargs))
-
-        call.__name__ = name
-        setattr(self, name, call)
-        return call
-
-    def shape(self, x: Any) -> tuple[int, ...]:
-        """Static shape of a node (or of a plain value)."""
-        if isinstance(x, Node):
-            return self._shapes.require(x, self._context())
-        return tuple(np.shape(x))
-
-    def ndim(self, x: Any) -> int:
-        """Static number of dimensions of a node (or of a plain value)."""
-        return len(self.shape(x))
 
 
 class _Builder:
@@ -145,13 +91,14 @@ class _Builder:
             vjps = op.vjps
             if vjps is not None:
                 results: Sequence[Any] = [
-                    rule(xp, g, node, *ins, **node.attrs) if rule is not None and want[k]
+                    call_rule(rule, node, f"backward rule of input {k}", xp, g, node, *ins,
+                              **node.attrs) if rule is not None and want[k]
                     else None
                     for k, rule in enumerate(vjps)
                 ]
             elif op.joint_backward is not None:
-                results = check_joint(op.joint_backward(xp, g, node, *ins, **node.attrs),
-                                      node)
+                results = check_joint(call_rule(op.joint_backward, node, "backward rule", xp,
+                                                g, node, *ins, **node.attrs), node)
             else:
                 return [None] * len(ins)
             out: list[Node | None] = []
@@ -206,6 +153,27 @@ class _Builder:
                     prev = grads.get(inp)
                     grads[inp] = gk if prev is None else prev + gk
         return grads
+
+
+def call_rule(rule: Any, node: Operator, which: str, /, *args: Any, **attrs: Any) -> Any:
+    """``rule(*args, **attrs)`` on nodes; a failure that is not autodag's own names the op.
+
+    A rule handed nodes fails in ways the numbers never showed it (a NumPy call on a
+    node is a bare ``TypeError``), so the error says whose rule it was and where the node
+    was made.
+    """
+    try:
+        return rule(*args, **attrs)
+    except AutodagError:
+        raise
+    except Exception as exc:
+        raise SymbolicGradientError(
+            f"the {which} of {node.describe()} raised {type(exc).__name__}: {exc}; it "
+            f"ran to build symbolic derivatives (autodag.gradients, second order, forward "
+            f"mode), so its arguments were nodes, not arrays. If the rule calls NumPy on "
+            f"them (np.cos(a)), use xp.<name> (xp.cos(a)) instead, or declare the op "
+            f"symbolic=False (first-order autodag.grad only)"
+        ) from exc
 
 
 @dataclass(frozen=True, eq=False)
@@ -269,7 +237,7 @@ def _seeds(
         return seeds
     gl = [grad_ys] if len(ys) == 1 and not isinstance(grad_ys, (list, tuple)) else list(grad_ys)
     if len(gl) != len(ys):
-        raise ValueError(f"{len(gl)} values for {len(ys)} nodes ({what})")
+        raise ArgumentError(f"{len(gl)} values for {len(ys)} nodes ({what})")
     seeds = []
     for y, gy in zip(ys, gl, strict=True):
         s = b.const(gy)
@@ -328,7 +296,7 @@ def hessian_vector_product(
     xs_l = node_list(xs, "xs")
     vl = [vs] if isinstance(xs, Node) else list(vs)
     if len(vl) != len(xs_l):
-        raise ValueError(f"hessian_vector_product: {len(vl)} vectors for {len(xs_l)} nodes")
+        raise ArgumentError(f"hessian_vector_product: {len(vl)} vectors for {len(xs_l)} nodes")
     graph = common_graph([y, *xs_l], "hessian_vector_product")
     with graph:
         b = _Builder(graph)

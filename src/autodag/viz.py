@@ -18,7 +18,7 @@ from typing import Any, Final, TypeAlias
 
 import numpy as np
 
-from .errors import AutodagError
+from .errors import ArgumentError, AutodagError
 from .graph import Graph
 from .nodes import Constant, Node, Operator, Placeholder, Variable
 from .traversal import topological_sort
@@ -26,6 +26,7 @@ from .traversal import topological_sort
 __all__ = [
     "FORMATS",
     "GraphvizMissingError",
+    "RenderError",
     "dot_quote",
     "graphviz_available",
     "mimebundle",
@@ -50,6 +51,10 @@ _INSTALL_DOT: Final = (
 _KINDS: Final = {Variable: "Variable", Constant: "Constant", Placeholder: "Placeholder"}
 # White to red: the colour scale of gradient magnitudes.
 _HEAT: Final = ((255, 255, 255), (253, 219, 199), (244, 165, 130), (214, 96, 77), (178, 24, 43))
+
+
+class RenderError(AutodagError, RuntimeError):
+    """Graphviz's ``dot`` program failed to render a picture."""
 
 
 class GraphvizMissingError(AutodagError, RuntimeError):
@@ -219,7 +224,7 @@ def _pipe(dot: str, fmt: str) -> bytes:
         ) from None
     except gv.CalledProcessError as exc:
         detail = (exc.stderr or b"").decode("utf-8", "replace").strip().splitlines()
-        raise RuntimeError(
+        raise RenderError(
             f"Graphviz 'dot' failed to render {fmt}: {detail[-1] if detail else exc}"
         ) from None
     return data
@@ -236,7 +241,7 @@ def render(
     p = Path(path)
     fmt = FORMATS.get(p.suffix.lower())
     if fmt is None:
-        raise ValueError(
+        raise ArgumentError(
             f"cannot render {str(p)!r}: unknown extension {p.suffix!r}, "
             f"expected one of {', '.join(FORMATS)} (use to_dot for DOT text)"
         )

@@ -209,6 +209,16 @@ class Plan(PlanBase):
             xp = self._registry.numeric
         try:
             result: tuple[tuple[Any, ...], tuple[Any, ...]] = fn(xp, leaf_values)
+        except ArithmeticError as exc:
+            # A formula Python refuses on floats (g / 0.0): NumPy floats answer inf or nan,
+            # as the interpreter does.
+            if not any(v.__class__ is float for v in leaf_values):
+                raise self._named(exc, leaf_values) from exc
+            floats = numpy_floats(leaf_values)
+            try:
+                result = fn(xp, floats)
+            except Exception as again:
+                raise self._named(again, floats) from again
         except Exception as exc:
             raise self._named(exc, leaf_values) from exc
         return result

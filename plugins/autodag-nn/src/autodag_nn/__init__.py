@@ -1,7 +1,9 @@
 """autodag-nn: neural-network ops for autodag, found through the ``autodag`` entry point.
 
 Installing the distribution is all it takes; ``autodag.ops.relu(x)`` and
-``autodag.ops.softmax_cross_entropy(logits, labels)`` then work.
+``autodag.ops.softmax_cross_entropy(logits, labels)`` then work. ``softmax``,
+``log_softmax`` and ``logsumexp`` take axes as scipy.special does (None, an int or a
+tuple of ints; softmax's default is the last axis), the cross-entropy one class axis.
 The ops are defined in :mod:`autodag_nn.plugin`.
 """
 

@@ -1,9 +1,13 @@
 """The ``nn`` plugin: activations, softmax family, log-sum-exp, softmax cross-entropy.
 
 Forward rules are NumPy and numerically stable: nothing overflows or turns into NaN at
-inputs of +-1000. Backward rules use Python operators and ``xp.<op>`` only, with ops of
-autodag-math (``exp``, ``where``, ``greater``) and autodag-array (``sum``), so each op can
-be differentiated again.
+inputs of +-1000. Axes are taken as scipy.special takes them (None, an int, a tuple of
+ints; the class axis of softmax_cross_entropy is one int); one NumPy would refuse is a
+``ShapeMismatchError`` naming the op, the axis and the input's shape.
+
+Backward rules use Python operators and ``xp.<op>`` only, with ops of autodag-math
+(``exp``, ``where``, ``greater``) and autodag-array (``sum``), so each op can be
+differentiated again.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ from typing import Any, Final
 import numpy as np
 
 import autodag
-from autodag import OpDef, Sample
+from autodag import OpDef, Sample, ShapeMismatchError
+from autodag.axes import checked_axes as _checked_axes
 
 __all__ = ["OPS", "autodag_register_ops"]
 
@@ -41,47 +46,81 @@ def _softplus(a: Any) -> Any:
     return r if r.ndim else r[()]
 
 
-def _reduce_kept(ufunc: Any, x: Any, axis: Any) -> Any:
-    """``ufunc.reduce(x, axis, keepdims=True)``. For a batch of short rows (classes
+def _class_axis(op: str, axis: Any, z: Any) -> int:
+    """The class axis of logits ``z`` (an array), normalised: exactly one axis, which ``z``
+    must have."""
+    ndim = z.ndim
+    if ndim and axis.__class__ is int and -ndim <= axis < ndim:
+        return int(axis % ndim)  # the common call, without the checks' cost
+    shape = z.shape
+    if not shape:
+        raise ShapeMismatchError(
+            f"{op}: logits of shape () have no class axis (axis={axis!r}); the classes "
+            f"lie along one axis of the logits")
+    (ax,) = _checked_axes(op, axis, shape, tuples=False, none=False, legacy=False)
+    return ax
+
+
+def _floating(a: Any) -> Any:
+    # An array, for the in-place passes below; integers are computed in float64.
+    x = np.asarray(a)
+    return x if x.dtype.kind in "fc" else x.astype(np.float64)
+
+
+def _reduce_kept(ufunc: Any, x: Any, axes: tuple[int, ...]) -> Any:
+    """``ufunc.reduce(x, axes, keepdims=True)``. For a batch of short rows (classes
     along the last axis), through a contiguous transposed copy: NumPy reduces many
     short rows about four times slower than a few long ones."""
-    if (x.ndim == 2 and axis is not None and axis % 2 == 1 and x.shape[1] <= 64
-            and x.shape[0] >= 32):
+    if x.ndim == 2 and axes == (1,) and x.shape[1] <= 64 and x.shape[0] >= 32:
         return ufunc.reduce(np.ascontiguousarray(x.T), axis=0).reshape(-1, 1)
-    return ufunc.reduce(x, axis=axis, keepdims=True)
+    # Every axis as None: NumPy reduces a tuple of all the axes more slowly.
+    return ufunc.reduce(x, axis=None if len(axes) == x.ndim else axes, keepdims=True)
 
 
-def _logsumexp(a: Any, axis: Any, keepdims: bool) -> Any:
-    x = np.asarray(a)
-    if x.dtype.kind not in "fc":
-        x = x.astype(np.float64)
-    m = _reduce_kept(np.maximum, x, axis)
+def _lse(x: Any, axes: tuple[int, ...], keepdims: bool) -> Any:
+    """logsumexp of a floating array over distinct non-negative axes."""
+    if not axes:
+        # Over no axes each element is its own sum, and log(exp(x)) is x (inf included).
+        r = x.copy()
+        return r if r.ndim else r[()]
+    m = _reduce_kept(np.maximum, x, axes)
     if np.isfinite(m).all():
         # The usual case, in as few passes as it takes: x - m <= 0 cannot overflow and
-        # the sum is at least 1 (the maximum's own term), so nothing can warn.
+        # the sum is at least 1 (the maximum's own term), so nothing can warn. x has an
+        # axis to reduce, so t and r are arrays (in-place operations need them).
         t = x - m
         np.exp(t, out=t)
-        r = _reduce_kept(np.add, t, axis)
+        r = _reduce_kept(np.add, t, axes)
         np.log(r, out=r)
         r += m
     else:
         m = np.where(np.isfinite(m), m, 0)  # all -inf along the axis: log(0) = -inf, no NaN
         with np.errstate(divide="ignore"):
-            r = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
+            r = np.log(np.sum(np.exp(x - m), axis=axes, keepdims=True)) + m
     if not keepdims:
-        r = np.squeeze(r, axis=axis)
-    return r if np.ndim(r) else r[()]
+        # Every axis as None: each is reduced to length 1, and NumPy checks no tuple.
+        r = np.squeeze(r, axis=None if len(axes) == r.ndim else axes)
+    return r if r.ndim else r[()]
 
 
-def _log_softmax(a: Any, axis: int) -> Any:
-    x = np.asarray(a)
-    return x - _logsumexp(x, axis, True)
+def _logsumexp(a: Any, axis: Any, keepdims: bool) -> Any:
+    x = _floating(a)
+    return _lse(x, _checked_axes("logsumexp", axis, x.shape, legacy=True), keepdims)
 
 
-def _softmax(a: Any, axis: int) -> Any:
-    x = np.asarray(a)
-    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
-    return e / np.sum(e, axis=axis, keepdims=True)
+def _log_softmax(a: Any, axis: Any) -> Any:
+    x = _floating(a)
+    return x - _lse(x, _checked_axes("log_softmax", axis, x.shape, legacy=True), True)
+
+
+def _softmax(a: Any, axis: Any) -> Any:
+    try:
+        e = np.exp(a - np.max(a, axis=axis, keepdims=True))
+        return e / np.sum(e, axis=axis, keepdims=True)
+    except (TypeError, ValueError):
+        # NumPy refused the axis or the input; name the axis if it is the axis.
+        _checked_axes("softmax", axis, np.shape(a), legacy=True)
+        raise
 
 
 def _with_axis(a: Any, ax: int) -> Any:
@@ -89,21 +128,21 @@ def _with_axis(a: Any, ax: int) -> Any:
     return a.reshape((*a.shape[:ax], 1, *a.shape[ax:]))
 
 
-def _class_index(y: Any, z: Any, axis: int) -> tuple[Any, int]:
-    """Integer labels checked against the logits, with the class axis put back (length 1)."""
-    ax = axis % z.ndim
+def _class_index(y: Any, z: Any, ax: int) -> Any:
+    """Integer labels checked against the logits, with the class axis ``ax`` (normalised)
+    put back (length 1)."""
     n = z.shape[ax]
     if y.shape != z.shape[:ax] + z.shape[ax + 1:]:
         raise ValueError(
             f"softmax_cross_entropy: integer labels of shape {y.shape} do not match "
-            f"logits of shape {z.shape} without axis {axis}"
+            f"logits of shape {z.shape} without axis {ax}"
         )
     if y.size and (y.min() < 0 or y.max() >= n):
         raise ValueError(
             f"softmax_cross_entropy: class indices must be in [0, {n}), got "
             f"{y.min()}..{y.max()}"
         )
-    return _with_axis(y, ax), ax
+    return _with_axis(y, ax)
 
 
 def _one_hot(index: Any, n: int, ndim: int, ax: int) -> Any:
@@ -111,25 +150,24 @@ def _one_hot(index: Any, n: int, ndim: int, ax: int) -> Any:
     return index == classes
 
 
-def _class_probs(labels: Any, logits: Any, axis: int) -> Any:
-    """Integer class indices as one-hot rows shaped like ``logits``; probabilities as given."""
-    z = np.asarray(logits)
-    y = np.asarray(labels)
-    dtype = z.dtype if z.dtype.kind == "f" else np.dtype(np.float64)
-    if y.dtype.kind in "biu":
-        index, ax = _class_index(y, z, axis)
-        return _one_hot(index, z.shape[ax], z.ndim, ax).astype(dtype)
+def _check_probs(y: Any, z: Any) -> None:
     if y.shape != z.shape:
         raise ValueError(
             f"softmax_cross_entropy: probability labels of shape {y.shape} must have the "
             f"logits' shape {z.shape} (or pass integer class indices)"
         )
-    return y
 
 
-def _float_logits(logits: Any) -> Any:
+def _class_probs(labels: Any, logits: Any, axis: Any) -> Any:
+    """Integer class indices as one-hot rows shaped like ``logits``; probabilities as given."""
     z = np.asarray(logits)
-    return z if z.dtype.kind in "fc" else z.astype(np.float64)
+    ax = _class_axis("class_probs", axis, z)
+    y = np.asarray(labels)
+    dtype = z.dtype if z.dtype.kind == "f" else np.dtype(np.float64)
+    if y.dtype.kind in "biu":
+        return _one_hot(_class_index(y, z, ax), z.shape[ax], z.ndim, ax).astype(dtype)
+    _check_probs(y, z)
+    return y
 
 
 def _pick(z: Any, index: Any, ax: int) -> Any:
@@ -140,39 +178,41 @@ def _pick(z: Any, index: Any, ax: int) -> Any:
     return np.take_along_axis(z, index, ax)
 
 
-def _softmax_cross_entropy(logits: Any, labels: Any, axis: int) -> Any:
+def _softmax_cross_entropy(logits: Any, labels: Any, axis: Any) -> Any:
+    z = _floating(logits)
+    ax = _class_axis("softmax_cross_entropy", axis, z)
     y = np.asarray(labels)
     if y.dtype.kind in "biu":
         # Integer labels pick one log-probability each: no one-hot product to form.
-        z = _float_logits(logits)
-        index, ax = _class_index(y, z, axis)
-        r = np.squeeze(_logsumexp(z, ax, True) - _pick(z, index, ax), axis=ax)
+        r = np.squeeze(_lse(z, (ax,), True) - _pick(z, _class_index(y, z, ax), ax), axis=ax)
     else:
-        r = -np.sum(_class_probs(y, logits, axis) * _log_softmax(logits, axis), axis=axis)
+        _check_probs(y, z)
+        r = -np.sum(y * (z - _lse(z, (ax,), True)), axis=ax)
     return r if np.ndim(r) else r[()]
 
 
-def _sce_grad(g: Any, logits: Any, labels: Any, axis: int) -> Any:
+def _sce_grad(g: Any, logits: Any, labels: Any, axis: Any) -> Any:
     """``g * (softmax(logits) * sum(labels) - labels)``, one softmax and in place."""
-    z = _float_logits(logits)
+    z = _floating(logits)
+    ax = _class_axis("sce_grad", axis, z)
     y = np.asarray(labels)
+    ge = _with_axis(np.asarray(g), ax)
     if y.dtype.kind in "biu":
         # g * softmax - g * one_hot: g is folded into the softmax's per-row divisor and
         # subtracted only where the label is, without a one-hot array to subtract.
-        index, ax = _class_index(y, z, axis)
-        ge = _with_axis(np.asarray(g), ax)
-        s = z - _reduce_kept(np.maximum, z, ax)
+        index = _class_index(y, z, ax)
+        s = z - _reduce_kept(np.maximum, z, (ax,))
         np.exp(s, out=s)
-        f = ge / _reduce_kept(np.add, s, ax)
+        f = ge / _reduce_kept(np.add, s, (ax,))
         s *= f
         classes = np.arange(z.shape[ax]).reshape((-1,) + (1,) * (z.ndim - ax - 1))
         np.subtract(s, ge, out=s, where=index == classes)
         return s
-    s = _softmax(z, axis)
-    probs = _class_probs(y, z, axis)
-    s *= np.sum(probs, axis=axis, keepdims=True)
-    s -= probs
-    s *= np.expand_dims(g, axis)
+    _check_probs(y, z)
+    s = _softmax(z, ax)
+    s *= np.sum(y, axis=ax, keepdims=True)
+    s -= y
+    s *= ge
     return s
 
 
@@ -189,11 +229,11 @@ def _keepdims_form(xp: Any, g: Any, axis: Any, keepdims: bool) -> Any:
     return xp.expand_dims(g, axis)
 
 
-def _softmax_vjp(xp: Any, g: Any, out: Any, a: Any, axis: int) -> Any:
+def _softmax_vjp(xp: Any, g: Any, out: Any, a: Any, axis: Any) -> Any:
     return out * (g - xp.sum(g * out, axis=axis, keepdims=True))
 
 
-def _log_softmax_vjp(xp: Any, g: Any, out: Any, a: Any, axis: int) -> Any:
+def _log_softmax_vjp(xp: Any, g: Any, out: Any, a: Any, axis: Any) -> Any:
     return g - xp.exp(out) * xp.sum(g, axis=axis, keepdims=True)
 
 
@@ -246,7 +286,10 @@ def _relu_samples(rng: _Rng) -> list[Sample]:
 def _axis_samples(rng: _Rng) -> list[Sample]:
     x = 3 * rng.standard_normal((2, 3, 4))
     return [Sample((x,)), Sample((x,), {"axis": 0}), Sample((x,), {"axis": 1}),
-            Sample((rng.standard_normal((5,)),))]
+            Sample((rng.standard_normal((5,)),)), Sample((x,), {"axis": (-1, 0)}),
+            Sample((x,), {"axis": None}), Sample((x,), {"axis": ()}),
+            Sample((rng.standard_normal(()),)),
+            Sample((3 * rng.standard_normal((32, 3)),), {"axis": (1,)})]
 
 
 def _logsumexp_samples(rng: _Rng) -> list[Sample]:
@@ -254,6 +297,11 @@ def _logsumexp_samples(rng: _Rng) -> list[Sample]:
     return [
         Sample((x,)), Sample((x,), {"axis": -1}), Sample((x,), {"axis": (0, 2)}),
         Sample((x,), {"axis": 1, "keepdims": True}), Sample((x,), {"keepdims": True}),
+        Sample((x,), {"axis": (2, -3, 1)}), Sample((x,), {"axis": ()}),
+        Sample((x[0],), {"axis": (0, 1)}),  # the issue's example
+        Sample((3 * rng.standard_normal(()),)),
+        Sample((3 * rng.standard_normal((32, 3)),), {"axis": -1}),  # a batch of rows
+        Sample((3 * rng.standard_normal((32, 3)),), {"axis": (1,), "keepdims": True}),
     ]
 
 
@@ -267,6 +315,7 @@ def _sce_samples(rng: _Rng) -> list[Sample]:
         Sample((logits, probs)),
         Sample((2 * r((3, 5, 2)), np.array([[0, 1], [4, 4], [2, 0]])), {"axis": 1}),
         Sample((2 * r((5,)), np.array(3))),
+        Sample((logits, np.array([0, 1, 1])), {"axis": -2}),
     ]
 
 
@@ -293,6 +342,14 @@ def _float_only_samples(rng: _Rng) -> list[Sample]:
     return [Sample((r((2, 3)), r((2, 3)))), Sample((r((2, 3)), np.array([0, 1])))]
 
 
+_AXIS_DOC: Final = (
+    "axis is an int (the last axis by default, as in deep-learning libraries; scipy's "
+    "default is None), None for every axis, or a tuple of ints in any order, negative "
+    "ones counting from the end; () normalises each element on its own. An axis out of "
+    "range or named twice is a ShapeMismatchError."
+)
+
+
 def _unary(name: str, forward: Callable[..., Any], rule: Callable[..., Any],
            samples: Callable[[_Rng], list[Sample]], doc: str) -> OpDef:
     return OpDef(name=name, arity=1, forward=forward, backward=(rule,), input_names=("x",),
@@ -308,19 +365,26 @@ OPS: Final[tuple[OpDef, ...]] = (
            "log(1 + exp(x)), elementwise, without overflow."),
     OpDef(name="softmax", arity=1, attributes={"axis": -1}, forward=_softmax,
           backward=(_softmax_vjp,), input_names=("x",), samples=_axis_samples,
-          doc="exp(x) / sum(exp(x)) along axis, computed stably."),
+          doc="exp(x) / sum(exp(x)) over axis, computed stably, as "
+              "scipy.special.softmax: " + _AXIS_DOC),
     OpDef(name="log_softmax", arity=1, attributes={"axis": -1}, forward=_log_softmax,
           backward=(_log_softmax_vjp,), input_names=("x",), samples=_axis_samples,
-          doc="x - logsumexp(x) along axis, computed stably."),
+          doc="x - logsumexp(x) over axis, computed stably, as "
+              "scipy.special.log_softmax: " + _AXIS_DOC),
     OpDef(name="logsumexp", arity=1, attributes={"axis": None, "keepdims": False},
           forward=_logsumexp, backward=(_logsumexp_vjp,), input_names=("a",),
           samples=_logsumexp_samples,
-          doc="log(sum(exp(a))) over axis (all axes by default), computed stably."),
+          doc="log(sum(exp(a))) over axis, computed stably, as scipy.special.logsumexp: "
+              "axis is None (every axis, the default), an int or a tuple of ints in any "
+              "order, negative ones counting from the end; () reduces nothing. keepdims "
+              "keeps the reduced axes as length 1."),
     OpDef(name="softmax_cross_entropy", arity=2, attributes={"axis": -1},
           forward=_softmax_cross_entropy, backward=(_sce_logits_vjp, _sce_labels_vjp),
           input_names=("logits", "labels"), samples=_sce_samples,
-          doc="Per-example -sum(labels * log_softmax(logits)) along axis; labels are "
-              "integer class indices or probabilities shaped like logits."),
+          doc="Per-example -sum(labels * log_softmax(logits)) along axis, the class "
+              "axis: one int (the last by default; negative ones count from the end), "
+              "which the logits must have. Labels are integer class indices (shaped like "
+              "the logits without that axis) or probabilities shaped like logits."),
     # Helpers that softmax_cross_entropy's rules call through xp.
     OpDef(name="sce_grad", arity=3, attributes={"axis": -1}, forward=_sce_grad,
           backward=(_sce_grad_g_vjp, _sce_grad_logits_vjp, _sce_grad_labels_vjp),

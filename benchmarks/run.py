@@ -8,6 +8,7 @@ each case a shorter timing budget. Peers (PyTorch, HIPS autograd) run when insta
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -26,6 +27,7 @@ GOALS = {
     ("W1", "autodag compiled"): 10.0, ("W1", "autodag grad"): 50.0,
     ("W2", "autodag compiled"): 5.0, ("W3", "autodag compiled"): 1.10,
     ("W4-10", "autodag compiled"): 2.0, ("W4-1000000", "autodag compiled"): 1.2,
+    ("W9", "autodag evaluate + grad"): 1.15,
 }
 
 #: workloads.py cases: label, arguments, whether the BLAS variables are unset.
@@ -49,6 +51,26 @@ COMPILE_CASES: list[tuple[str, list[str]]] = [
     ("loop-scalar", ["loop-scalar"]),
     ("loop-residual", ["loop-residual"]),
 ]
+
+
+def w9_case(quick: bool) -> tuple[str | None, str]:
+    """W9 (w9_dask.py, a Dask LocalCluster): its row of the table and a note; no row,
+    and a note saying why, without dask and distributed. A quick run leaves W9.md as
+    it is."""
+    if any(importlib.util.find_spec(m) is None for m in ("dask", "distributed")):
+        return None, ("- W9 (Dask cluster): skipped, dask and distributed are not installed "
+                      "(`pip install -e '.[dask]'`).")
+    print("running W9 ...", file=sys.stderr, flush=True)
+    r = _run([str(HERE / "w9_dask.py"), *(["--quick", "--out", "-"] if quick else [])])
+    base, t = r["times"]["baseline"], r["times"]["autodag"]
+    goal = GOALS[("W9", "autodag evaluate + grad")]
+    verdict = "met" if t / base <= goal else "missed"
+    row = (f"| W9 | autodag evaluate + grad | {base * 1e6:.2f} us | {t * 1e6:.2f} us | "
+           f"{t / base:.2f}x (goal <= {goal:g}x: {verdict}) | {t * 1e6:.1f} us per eval |")
+    note = (f"- W9: ridge-regression gradient on {r['rows']:,} x {r['cols']} float64 rows in "
+            f"{r['chunks']} chunks held by {r['workers']} Dask worker processes, one compute "
+            f"per step (check: {r['check']}); see [W9.md](W9.md).")
+    return row, note
 
 
 def budgets(quick: bool) -> tuple[str, str]:
@@ -168,6 +190,9 @@ def main() -> None:
             notes.append(f"- {label}: building the {info['ops']}-op graph took "
                          f"{info['build_s']:.2f} s and compiling it {info['compile_s']:.2f} s "
                          f"(together {total:.2f} s; goal for 10,000 ops < 0.5 s).")
+    w9_row, w9_note = w9_case(args.quick)
+    rows += [w9_row] if w9_row else []
+    notes.append(w9_note)
     compile_table: list[str] = []
     compile_notes: list[str] = []
     for label, cargs in COMPILE_CASES:

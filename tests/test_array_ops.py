@@ -1,15 +1,21 @@
-"""autodag-array: every op gradient-checked, node sugar, indexing semantics."""
+"""autodag-array: every op gradient-checked, node sugar, indexing semantics (on NumPy and,
+for the indexing helpers the array API lacks, on array-api-strict and Dask)."""
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import Any, Final
 
+import array_api_strict
 import numpy as np
 import pytest
+from autodag_array import indexing
 from autodag_array.plugin import OPS
 
 import autodag as ad
+from autodag.backend import BackendError
 from autodag.testing import check_op
+from tests.backends import ComputeCounter
 from tests.fd import numeric_grads
 
 
@@ -149,3 +155,88 @@ def test_mean_gradient_of_float32_stays_float32_and_writeable_when_small() -> No
         (g,) = ad.grad(ad.ops.mean(x), [x])
     assert g.dtype == np.float32
     np.testing.assert_array_equal(g, np.full((2, 3), 1 / 6, dtype=np.float32))
+
+
+# --- other array libraries: indexing, whose gradient the array API has no function for ---
+_da: Any = importlib.import_module("dask.array")
+
+
+_X: Final = np.random.default_rng(5).standard_normal((4, 5))
+INDEXES: Final[list[Any]] = [
+    np.array([3, 0, 3, 3]),
+    (slice(1, None), np.array([0, 2, 2])),
+    (np.array([[0, 1], [1, 3]]), np.array([[4, 4], [0, 2]])),
+    _X[:, 0] > 0,
+    _X > 0,
+    [0, 0, 2],
+    (np.array([1, 3]), slice(None), None),
+    (np.array([0, 2]), 1),
+    (Ellipsis, None, -1),
+    (slice(None, None, -2), slice(1, 4, 2)),
+    np.int64(2),
+    (),
+    np.array([], dtype=np.intp),
+]
+
+
+def _on(backend: str, a: np.ndarray[Any, Any]) -> Any:
+    if backend == "strict":
+        return array_api_strict.asarray(a)
+    return _da.from_array(a, chunks=(2, *a.shape[1:]) if a.ndim else ())
+
+
+def _back(v: Any) -> np.ndarray[Any, Any]:
+    return np.asarray(v.compute() if isinstance(v, _da.Array) else v)
+
+
+@pytest.mark.parametrize("index", INDEXES, ids=repr)
+def test_positions_are_numpys_reading_of_the_index(index: Any) -> None:
+    want = np.arange(_X.size).reshape(_X.shape)[index]
+    got = indexing._positions(index, _X.shape)
+    assert got.shape == want.shape
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("backend", ["strict", "dask"])
+@pytest.mark.parametrize("index", INDEXES, ids=repr)
+def test_getitem_and_its_gradient_on_other_libraries_are_numpys(backend: str,
+                                                                index: Any) -> None:
+    reg = ad.get_registry()
+    getitem, scatter_add = reg.get("getitem").opdef.forward, reg.get("scatter_add").opdef.forward
+    g = np.random.default_rng(6).standard_normal(_X[index].shape)
+    want = np.zeros_like(_X)
+    np.add.at(want, index, g)
+    with ComputeCounter() as computes:
+        picked = getitem(_on(backend, _X), index=index)
+        spread = scatter_add(_on(backend, g), _on(backend, _X), index=index)
+    assert computes.count == 0  # Dask stays lazy
+    for v in (picked, spread):
+        assert not isinstance(v, (np.ndarray, np.generic))  # never NumPy's arrays
+    np.testing.assert_array_equal(_back(picked), _X[index])
+    np.testing.assert_allclose(_back(spread), want, rtol=1e-14, atol=1e-15)
+
+
+@pytest.mark.parametrize("backend", ["strict", "dask"])
+def test_scatter_add_sums_repeats_of_any_count_as_add_at(backend: str) -> None:
+    rng = np.random.default_rng(7)
+    index = np.concatenate([np.full(300, 2), rng.integers(0, 6, 40), [5, 5, 5, 0]])
+    rng.shuffle(index)
+    like = rng.standard_normal((6, 3))
+    g = rng.standard_normal((index.size, 3))
+    want = np.zeros_like(like)
+    np.add.at(want, index, g)
+    got = ad.get_registry().get("scatter_add").opdef.forward(
+        _on(backend, g), _on(backend, like), index=index)
+    np.testing.assert_allclose(_back(got), want, rtol=1e-12)
+
+
+def test_a_dynamic_index_of_another_library_is_a_backend_error() -> None:
+    x = array_api_strict.asarray(_X)
+    index = (array_api_strict.asarray(np.array([0, 1])), array_api_strict.asarray(np.array([2, 2])))
+    with pytest.raises(BackendError, match=r"scatter_add on array_api_strict.*static"):
+        ad.get_registry().get("scatter_add").opdef.forward(x[index], x, index=index)
+
+
+@pytest.mark.parametrize("name", [op.name for op in OPS])
+def test_every_op_declares_it_runs_on_any_backend(name: str) -> None:
+    assert ad.get_registry().get(name).opdef.array_api

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Final
 
+import array_api_strict
 import numpy as np
 import pytest
 from autodag_math.plugin import OPS
@@ -124,3 +125,38 @@ def test_tanh_gradient_is_g_times_one_minus_out_squared_in_every_dtype() -> None
         single = np.float32 in (np.result_type(g), np.result_type(out))
         np.testing.assert_allclose(got, ref, rtol=1e-5 if single else 1e-12)
         assert got is not g and got is not out
+
+
+# --- other array libraries: NumPy's answers in their own arrays ----------------------------
+def _strict(*values: Any) -> list[Any]:
+    return [array_api_strict.asarray(v) if isinstance(v, np.ndarray) else v for v in values]
+
+
+_A: Final = np.random.default_rng(9).standard_normal((2, 3))
+
+
+@pytest.mark.parametrize(
+    ("name", "args"),
+    [("where", (_A > 0, 1.0, 0)),  # two Python numbers beside the condition: a float
+     ("where", (True, _A, 0)),  # a Python bool condition
+     ("where", ((_A > 0).astype(np.int64), _A, -1.0)),  # a numeric condition, as truth
+     ("clip", (_A, 0.6, -0.4)),  # a_min > a_max: every element is a_max, as numpy.clip
+     ("clip", (1.0, _A, 0.5)),
+     ("maximum", (0.25, _A)), ("sign", (_A,)), ("abs", (np.array([-2, 3]),)),
+     ("exp", (np.array([0, 1, 2]),)),  # integers computed in float64, as NumPy
+     ("less_equal", (0.0, _A))],
+)
+def test_forwards_on_array_api_strict_give_numpys_answers(name: str, args: tuple[Any, ...]
+                                                          ) -> None:
+    forward = ad.get_registry().get(name).opdef.forward
+    want = forward(*args)
+    got = forward(*_strict(*args))
+    # Never NumPy's arrays: numpy.sign and the like would silently convert strict arrays.
+    assert isinstance(got, type(array_api_strict.asarray(0)))
+    np.testing.assert_array_equal(np.asarray(got), want)
+    assert np.asarray(got).dtype == np.asarray(want).dtype
+
+
+@pytest.mark.parametrize("name", [op.name for op in OPS])
+def test_every_op_declares_it_runs_on_any_backend(name: str) -> None:
+    assert ad.get_registry().get(name).opdef.array_api

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
+import array_api_strict
 import numpy as np
 import pytest
 from autodag_nn.plugin import OPS
 
 import autodag as ad
 from autodag.testing import check_op
+from tests.backends import ComputeCounter
 from tests.fd import numeric_grads
 
 
@@ -193,3 +196,51 @@ def test_a_batch_of_short_rows_matches_the_hand_derived_loss_and_gradient() -> N
         assert g.dtype == dtype and np.asarray(value).dtype == dtype
         assert float(value) == pytest.approx(ref_loss, rel=tol)
         np.testing.assert_allclose(g, p / 64, rtol=tol * 10, atol=tol / 64)
+
+
+# --- other array libraries: what a lazy library cannot check, and dtypes -------------------
+_da: Any = importlib.import_module("dask.array")
+
+
+_LOGITS: Final = np.random.default_rng(8).standard_normal((3, 4))
+_BAD: Final = np.array([0, 9, 2])  # class 9 of 4
+
+
+def test_out_of_range_labels_are_an_error_where_they_can_be_checked() -> None:
+    sce = ad.get_registry().get("softmax_cross_entropy").opdef.forward
+    with pytest.raises(ValueError, match=r"class indices must be in \[0, 4\), got 0\.\.9"):
+        sce(array_api_strict.asarray(_LOGITS), array_api_strict.asarray(_BAD), axis=-1)
+    with ComputeCounter() as computes, pytest.raises(ValueError, match="class indices"):
+        sce(_da.from_array(_LOGITS, chunks=2), _BAD, axis=-1)  # NumPy labels, Dask logits
+    assert computes.count == 0
+
+
+def test_out_of_range_lazy_labels_give_nan_without_computing() -> None:
+    reg = ad.get_registry()
+    logits, labels = _da.from_array(_LOGITS, chunks=2), _da.from_array(_BAD, chunks=2)
+    with ComputeCounter() as computes:
+        loss = reg.get("softmax_cross_entropy").opdef.forward(logits, labels, axis=-1)
+        grad = reg.get("sce_grad").opdef.forward(np.ones(3), logits, labels, axis=-1)
+        probs = reg.get("class_probs").opdef.forward(labels, logits, axis=-1)
+    assert computes.count == 0
+    good = np.array([0, 0, 2])
+    want = reg.get("softmax_cross_entropy").opdef.forward(_LOGITS, good, axis=-1)
+    np.testing.assert_allclose(loss.compute(), [want[0], np.nan, want[2]])
+    for v in (grad.compute(), probs.compute()):
+        assert np.isnan(v[1]).all() and not np.isnan(v[[0, 2]]).any()
+
+
+def test_sce_grad_keeps_the_logits_dtype_on_other_libraries_as_on_numpy() -> None:
+    sce_grad = ad.get_registry().get("sce_grad").opdef.forward
+    z = _LOGITS.astype(np.float32)
+    for labels in (np.array([0, 3, 1]), np.full((3, 4), 0.25, dtype=np.float32)):
+        want = sce_grad(np.ones(3), z, labels, axis=-1)  # g float64: NumPy works in place
+        got = sce_grad(array_api_strict.asarray(np.ones(3)), array_api_strict.asarray(z),
+                       array_api_strict.asarray(labels), axis=-1)
+        assert got.dtype == array_api_strict.float32 and want.dtype == np.float32
+        np.testing.assert_allclose(np.asarray(got), want, rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", [op.name for op in OPS])
+def test_every_op_declares_it_runs_on_any_backend(name: str) -> None:
+    assert ad.get_registry().get(name).opdef.array_api

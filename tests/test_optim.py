@@ -180,3 +180,21 @@ def test_bad_parameters_and_gradients_are_rejected() -> None:
     with pytest.raises(ValueError, match=r"shape \(2,\) for Variable 'w' of shape \(3,\)"):
         opt.step([np.zeros(2)])
     assert opt.steps == 0
+
+
+def test_state_and_updates_keep_a_float32_parameters_dtype() -> None:
+    with ad.Graph():
+        w = ad.Variable(np.array([1.0, -2.0], dtype=np.float32), name="w")
+        loss = ad.ops.sum(w * w)
+    for opt in (ad.optim.Adam([w], lr=0.1), ad.optim.SGD([w], lr=0.1, momentum=0.9)):
+        before = w.value.copy()
+        opt.step(ad.grad(loss, [w]))
+        assert w.value.dtype == np.float32
+        states = [s for s in (getattr(opt, "m", [None])[0], getattr(opt, "v", [None])[0],
+                              getattr(opt, "velocity", [None])[0]) if s is not None]
+        assert states and all(s.dtype == np.float32 for s in states)
+        # One step against the gradient 2w, by hand: Adam moves each entry by lr.
+        expected = (before - 0.1 * np.sign(before) if isinstance(opt, ad.optim.Adam)
+                    else before - 0.1 * 2 * before)
+        np.testing.assert_allclose(w.value, expected, rtol=1e-6)
+        w.value = before

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import Any as _Any
 
 from . import hookspecs, ops
+from .backend import BackendError
 from .errors import (
     ArgumentError,
     AutodagError,
@@ -99,6 +100,7 @@ __all__ = [
     "REQUIRED",
     "ArgumentError",
     "AutodagError",
+    "BackendError",
     "Constant",
     "FeedError",
     "GradientError",

@@ -1,4 +1,5 @@
-"""Small NumPy helpers shared by the engine and the built-in plugin."""
+"""Small array helpers shared by the engine and the built-in plugin (NumPy first,
+another backend's arrays through their own namespace)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from collections.abc import Callable
 from typing import Any, Final
 
 import numpy as np
+
+from .backend import is_numpy, namespace_of
 
 __all__ = ["grad_dtype", "owned", "sum_to"]
 
@@ -23,6 +26,8 @@ def sum_to(g: Any, shape: tuple[int, ...]) -> Any:
     if lead < 0 or any(s != 1 and s != gs[lead + i] for i, s in enumerate(shape)):
         # A rule may return a smaller gradient that broadcasts up (a scalar zero, say).
         if np.broadcast_shapes(gs, shape) == shape:
+            if not is_numpy(g):
+                return namespace_of(g).broadcast_to(g, shape)
             return np.broadcast_to(g, shape)
         raise ValueError(f"gradient of shape {gs} does not reduce to shape {shape}")
     axes = tuple(range(lead)) + tuple(
@@ -31,14 +36,23 @@ def sum_to(g: Any, shape: tuple[int, ...]) -> Any:
     if g.__class__ is np.ndarray:
         r = g.sum(axis=axes)  # the method: np.sum's dispatch costs more than a small sum
         return r if r.shape == shape else r.reshape(shape)
+    if not is_numpy(g):
+        xp = namespace_of(g)  # another backend's array: summed by its own library
+        r = xp.sum(g, axis=axes)
+        return r if tuple(r.shape) == shape else xp.reshape(r, shape)
     r = np.sum(g, axis=axes)
     return np.reshape(r, shape)
 
 
-def grad_dtype(value: Any) -> np.dtype[Any]:
-    """The dtype of a gradient for ``value``: its own if floating, else float64."""
+def grad_dtype(value: Any) -> Any:
+    """The dtype of a gradient for ``value``: its own if floating, else float64 (of the
+    value's own library, for an array of another backend)."""
     if isinstance(value, float):
         return np.dtype(np.float64)
+    if not is_numpy(value):
+        xp = namespace_of(value)
+        dt = value.dtype
+        return dt if xp.isdtype(dt, ("real floating", "complex floating")) else xp.float64
     dt = np.result_type(value)
     return dt if dt.kind in "fc" else np.dtype(np.float64)
 

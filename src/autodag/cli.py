@@ -20,7 +20,7 @@ def _demo(args: argparse.Namespace) -> int:
 
     try:
         return run_demo(Path(args.out), sys.stdout, epochs=args.epochs, quick=args.quick,
-                        train=not args.no_train)
+                        train=not args.no_train, dask=args.dask)
     except OSError as exc:
         sys.stdout.flush()
         print(f"autodag demo: cannot write to {args.out!r}: {exc}", file=sys.stderr)
@@ -58,10 +58,13 @@ def _parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     )
     demo.add_argument("--out", default="autodag-demo", help="output folder (default %(default)s)")
     demo.add_argument("--epochs", type=_positive_int, default=None,
-                      help="training steps (default 800, or 150 with --quick)")
+                      help="training steps (default 800, or 150 with --quick, 20 with --dask)")
     demo.add_argument("--quick", action="store_true",
                       help="200 points instead of 400, and fewer steps")
     demo.add_argument("--no-train", action="store_true", help="only the worked example")
+    demo.add_argument("--dask", action="store_true",
+                      help="train data-parallel on a Dask LocalCluster of 2 worker processes "
+                      "(needs pip install 'autodag[dask]')")
     demo.set_defaults(func=_demo)
     grad = add_grad_command(sub)
     # Further commands register themselves here, one module each.

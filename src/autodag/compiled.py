@@ -9,6 +9,7 @@ import numpy as np
 
 from .compiler.plan import Plan
 from .errors import ArgumentError, FeedError, MissingFeedError
+from .foreign import foreign_namespace, run_foreign
 from .nodeargs import as_nodes
 from .nodes import Constant, Node, Operator, Placeholder, as_value
 from .registry import get_registry
@@ -148,7 +149,13 @@ class Program:
             else:
                 leaves.append(self._check(node, v))
         plan = self._plan
-        outs, raw = plan.run(get_registry().numeric if plan.uses_xp else None, leaves)
+        ns = foreign_namespace(plan, leaves)
+        if ns is not None:
+            # The generated code has NumPy fast paths: another library's arrays run the
+            # same plan interpreted, on their own backend.
+            outs, raw = run_foreign(plan, ns, leaves)
+        else:
+            outs, raw = plan.run(get_registry().numeric if plan.uses_xp else None, leaves)
         return self._pack(outs, raw, leaves)
 
     def _pack(self, outs: Sequence[Any], raw: Sequence[Any],

@@ -14,17 +14,19 @@ lines stand in without it; a note names each missing piece and how to install it
 
 from __future__ import annotations
 
-import importlib
 import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, TextIO
+from typing import Final, TextIO
 
 import numpy as np
 
-from . import ops
 from .charts import draw_curves, matplotlib_available, write_curves_csv
+from .demo_dask import dask_missing, importable, run_dask, train_spirals_dask
+from .demo_model import FULL as FULL
+from .demo_model import QUICK as QUICK
+from .demo_model import mlp, two_spirals
 from .execute import backward_pass, forward_pass, topological_sort
 from .graph import Graph
 from .nodes import Constant, Node, Placeholder, Variable
@@ -44,6 +46,7 @@ __all__ = [
     "run_demo",
     "seed_example",
     "train_spirals",
+    "train_spirals_dask",
     "two_spirals",
 ]
 
@@ -53,8 +56,6 @@ NEEDED_OPS: Final = {
     "mean": "autodag-array",
     "softmax_cross_entropy": "autodag-nn",
 }
-FULL: Final = {"n_per_class": 200, "steps": 800}
-QUICK: Final = {"n_per_class": 100, "steps": 150}
 _PIP_VIZ: Final = "pip install 'autodag[viz]'"
 _NOTE_GRAPHVIZ_PACKAGE: Final = (
     "note: graph pictures are DOT text only (no SVG): the graphviz Python package is not "
@@ -70,6 +71,7 @@ _NOTE_MATPLOTLIB: Final = (
     f"{_PIP_VIZ}"
 )
 _NOTE_TQDM: Final = f"note: progress shown as plain lines: tqdm is not installed; {_PIP_VIZ}"
+#: ``--dask``: training steps, worker processes and row chunks of the data set.
 
 
 @dataclass(frozen=True)
@@ -87,21 +89,13 @@ class Tools:
         return self.graphviz_package and self.dot_program
 
 
-def _importable(name: str) -> bool:
-    try:
-        importlib.import_module(name)
-    except ImportError:
-        return False
-    return True
-
-
 def available_tools() -> Tools:
     """Look up the optional pieces the demo uses."""
     return Tools(
-        graphviz_package=_importable("graphviz"),
+        graphviz_package=importable("graphviz"),
         dot_program=shutil.which("dot") is not None,
         matplotlib=matplotlib_available(),
-        tqdm=_importable("tqdm"),
+        tqdm=importable("tqdm"),
     )
 
 
@@ -173,18 +167,6 @@ def _seed_example(
     return written, note
 
 
-def two_spirals(
-    n_per_class: int, rng: np.random.Generator, *, turns: float = 2.0, noise: float = 0.03
-) -> tuple[np.ndarray[Any, np.dtype[np.float64]], np.ndarray[Any, np.dtype[np.int64]]]:
-    """Points on two interleaved spirals (radius up to 1) and their class, 0 or 1."""
-    t = np.sqrt(rng.uniform(0.0, 1.0, n_per_class)) * turns * 2 * np.pi
-    r = t / (turns * 2 * np.pi)
-    arm = np.stack([r * np.cos(t), r * np.sin(t)], axis=1)
-    x = np.concatenate([arm, -arm]) + rng.normal(0.0, noise, (2 * n_per_class, 2))
-    y = np.concatenate([np.zeros(n_per_class, np.int64), np.ones(n_per_class, np.int64)])
-    return x, y
-
-
 @dataclass
 class TrainResult:
     """What a training run produced: per-step loss and accuracy, and the final graph."""
@@ -225,21 +207,9 @@ def train_spirals(
     with Graph():
         x = Placeholder(name="x", shape=(None, 2))
         t = Placeholder(name="labels", dtype=np.int64, shape=(None,))
-
-        def layer(n_in: int, n_out: int, gain: float, k: int) -> tuple[Variable, Variable]:
-            w = Variable(rng.normal(0.0, gain / np.sqrt(n_in), (n_in, n_out)), name=f"W{k}")
-            return w, Variable(np.zeros(n_out), name=f"b{k}")
-
-        # A wide first layer (gain 3) gives the tanh units the many turns of the spirals.
-        w1, b1 = layer(2, hidden, 3.0, 1)
-        w2, b2 = layer(hidden, hidden, 1.0, 2)
-        w3, b3 = layer(hidden, 2, 1.0, 3)
-        h1 = ops.tanh(x @ w1 + b1, name="h1")
-        h2 = ops.tanh(h1 @ w2 + b2, name="h2")
-        logits = h2 @ w3 + b3
-        loss = ops.mean(ops.softmax_cross_entropy(logits, t), name="loss")
+        params, logits, loss = mlp(x, t, rng, hidden)
     order = topological_sort(loss)
-    opt = Adam([w1, b1, w2, b2, w3, b3], lr=lr)
+    opt = Adam(params, lr=lr)
     feed = {x: features, t: labels}
     result = TrainResult(loss_node=loss)
     bar = make_progress(steps, stream) if progress is None else progress
@@ -268,8 +238,16 @@ def run_demo(
     epochs: int | None = None,
     quick: bool = False,
     train: bool = True,
+    dask: bool = False,
 ) -> int:
-    """The whole demo: worked example, then training and pictures; the exit code."""
+    """The whole demo: worked example, then training and pictures; the exit code.
+
+    ``dask``: the training runs data-parallel on a Dask ``LocalCluster`` instead (a few
+    steps, the loss printed; no pictures of it).
+    """
+    if dask and train and (reason := dask_missing()):
+        print(reason, file=stream)
+        return 1
     tools = available_tools()
     written, note = _seed_example(out_dir, stream, tools)
     graph_notes = _graph_notes(tools) + ([note] if note else [])
@@ -286,6 +264,15 @@ def run_demo(
         )
         _print_notes(graph_notes, stream)
         return 1
+    if dask:
+        _print_notes(graph_notes, stream)
+        return run_dask(stream, epochs, quick)
+    return _train_and_write(out_dir, stream, tools, epochs, quick, written, graph_notes)
+
+
+def _train_and_write(out_dir: Path, stream: TextIO, tools: Tools, epochs: int | None,
+                     quick: bool, written: list[Path], notes: list[str]) -> int:
+    """The NumPy training, its pictures and charts, and the notes on what is missing."""
     budget = dict(QUICK if quick else FULL)
     if epochs is not None:
         budget["steps"] = epochs
@@ -309,15 +296,17 @@ def run_demo(
         file=stream,
     )
     more, note = _write_outputs(out_dir, result, tools)
-    written += more
+    written = written + more
     print(f"wrote to {out_dir}/: {', '.join(p.name for p in written)}", file=stream)
-    notes = graph_notes + ([note] if note and note not in graph_notes else [])
+    notes = notes + ([note] if note and note not in notes else [])
     if not tools.matplotlib:
         notes.append(_NOTE_MATPLOTLIB)
     if not tools.tqdm:
         notes.append(_NOTE_TQDM)
     _print_notes(notes, stream)
     return 0
+
+
 
 
 def _print_notes(notes: list[str], stream: TextIO) -> None:

@@ -18,6 +18,7 @@ import numpy as np
 from .compiler import limits
 from .errors import ArgumentError, GraphMismatchError, MissingFeedError
 from .feeds import leaf_values, resolve_feeds
+from .foreign import checked_rules_namespace, foreign_namespace, run_foreign
 from .interpreter import Interpreted, Values
 from .nodeargs import as_nodes
 from .nodes import Node, Operator, Placeholder
@@ -46,7 +47,11 @@ def forward_pass(order: Sequence[Node], feed_dict: Mapping[Any, Any] | None = No
     if not order:
         return None
     plan = Interpreted(order, order[-1:], None)
-    vals = plan.forward(leaf_values(plan, resolve_feeds(order, feed_dict)))
+    leaves = leaf_values(plan, resolve_feeds(order, feed_dict))
+    ns = foreign_namespace(plan, leaves)
+    if ns is not None:
+        checked_rules_namespace(plan, ns)  # every op can run on that backend
+    vals = plan.forward(leaves)
     for node, v in zip(plan.order, vals, strict=True):
         if isinstance(node, (Operator, Placeholder)):
             node.value = v
@@ -75,7 +80,9 @@ def backward_pass(order: Sequence[Node], target_node: Node | None = None) -> lis
     if target not in order:
         raise ArgumentError(f"target node {target.name!r} is not in the order")
     plan = Interpreted(order, [target], None, every=True)
-    grads = plan.backward(vals, list(order).index(target))
+    ns = foreign_namespace(plan, [n.value for n in plan.leaves])
+    xp = None if ns is None else checked_rules_namespace(plan, ns)
+    grads = plan.backward(vals, list(order).index(target), xp)
     sources = [(FROM_LEAF, k) for k in range(len(order))]
     result = finish_gradients(sources, grads, (), vals, scalars=False)
     for node, g in zip(order, result, strict=True):
@@ -142,8 +149,7 @@ def evaluate(
         return []
     plan = cached_plan(outs, None)
     feeds = resolve_feeds(plan.order, feed_dict)
-    values, _ = plan.run(get_registry().numeric if plan.uses_xp else None,
-                         leaf_values(plan, feeds))
+    values, _ = _run(plan, leaf_values(plan, feeds))
     if isinstance(outputs, Node):
         return values[0]
     return list(values[: len(outs)])
@@ -164,13 +170,29 @@ def grad(
     plan = cached_plan((output,), targets)
     feeds = resolve_feeds(plan.order, feed_dict)
     leaves = leaf_values(plan, feeds)
-    values, grads = plan.run(get_registry().numeric if plan.uses_xp else None, leaves)
+    values, grads = _run(plan, leaves)
     src = plan.wrt_sources
     if src is None:
         src = plan.wrt_sources = wrt_sources(plan.outputs, plan.leaves, set(plan.order),
                                              targets)
     return finish_gradients(src, grads, values, leaves, scalars=False,
                             unrelated=lambda j: _unrelated_value(targets[j], feeds))
+
+
+def _run(plan: Interpreted | Plan, leaves: Sequence[Any],
+         ) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    """The plan's passes on NumPy values, or on the backend of another library's arrays."""
+    for v in leaves:
+        c = v.__class__
+        if c is not float and c is not np.ndarray and c is not int:
+            break
+    else:
+        if plan.foreign_constants == ():  # the common case, asked at every call: NumPy
+            return plan.run(get_registry().numeric if plan.uses_xp else None, leaves)
+    ns = foreign_namespace(plan, leaves)
+    if ns is not None:
+        return run_foreign(plan, ns, leaves)
+    return plan.run(get_registry().numeric if plan.uses_xp else None, leaves)
 
 
 def _unrelated_value(node: Node, feeds: Values) -> Any:

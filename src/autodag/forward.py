@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ._arrays import grad_dtype
+from .backend import is_numpy
 from .errors import ArgumentError
 from .execute import evaluate, topological_sort
 from .graph import Graph
@@ -136,6 +137,9 @@ def jvp(
                 f"jvp: the tangent for {x.name!r} has shape {np.shape(t)}, but {x.name!r} "
                 f"has shape {ds}"
             )
-        feeds[p] = np.asarray(t, dtype=p.dtype) if np.ndim(t) else float(t)
+        if not is_numpy(t):
+            feeds[p] = t  # another backend's tangent: the placeholder checks and casts it
+        else:
+            feeds[p] = np.asarray(t, dtype=p.dtype) if np.ndim(t) else float(t)
     values = evaluate(nodes, feeds)
     return values[0] if isinstance(outputs, Node) else values

@@ -122,6 +122,10 @@ class PlanBase:
         self.leaves = tuple(n for n in self.order if not isinstance(n, (Operator, Constant)))
         #: Whether ``run`` needs the numeric ``xp`` (a plan of written-out rules does not).
         self.uses_xp = True
+        #: What runs on other array backends keep of this plan (``autodag.foreign``).
+        self.foreign: dict[str, Any] = {}
+        #: The Constants holding another library's arrays (found on first use).
+        self.foreign_constants: tuple[tuple[str, Any], ...] | None = None
 
     def run(self, xp: Any, leaf_values: Sequence[Any]) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
         """Output values and raw gradients for these leaf values (in ``leaves`` order)."""
@@ -183,9 +187,11 @@ class Interpreted(PlanBase):
                 raise forward_error(node, args, exc) from exc
         return vals
 
-    def backward(self, vals: list[Any], target: int) -> list[Any]:
-        """Every slot's gradient of the value at ``target`` (None where none reached)."""
-        xp = get_registry().numeric
+    def backward(self, vals: list[Any], target: int, xp: Any = None) -> list[Any]:
+        """Every slot's gradient of the value at ``target`` (None where none reached);
+        ``xp`` is the rules' namespace (NumPy's by default)."""
+        if xp is None:
+            xp = get_registry().numeric
         grads: list[Any] = [None] * len(vals)
         grads[target] = seed(vals[target])
         # Rules evaluate derivative formulas at points where they are infinite or
@@ -214,12 +220,12 @@ class Interpreted(PlanBase):
         if self.wrt is not None:
             target = self._slot[self.outputs[0]]
             try:
-                gs = self.backward(vals, target)
+                gs = self.backward(vals, target, xp)
             except ArithmeticError:
                 # A formula Python refuses on floats (x / 0.0 after an underflow): redo
                 # it in NumPy floats, which answer inf or nan, as the compiled plan does.
                 vals = self.forward(numpy_floats(leaf_values))
-                gs = self.backward(vals, target)
+                gs = self.backward(vals, target, xp)
             slot = self._slot
             grads = tuple(gs[slot[w]] if w in slot else None for w in self.wrt)
         outs = tuple(vals[self._slot[o]] for o in self.outputs)

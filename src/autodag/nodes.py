@@ -11,10 +11,12 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import numpy as np
 
+from .backend import is_array, is_numpy, namespace_of
 from .errors import ArgumentError, FeedError, GraphMismatchError
 from .graph import Graph, NodeSet, active_graph, get_default_graph
 from .overloading import Overloads
 from .sites import creation_site
+from .valuecheck import as_value
 
 if TYPE_CHECKING:
     from .opdef import OpDef
@@ -31,34 +33,6 @@ __all__ = [
     "make_operator",
 ]
 
-_NUMERIC_KINDS: Final = frozenset("biuf")
-
-
-def as_value(value: Any, what: str, error: type[ArgumentError] = ArgumentError) -> Any:
-    """Check that ``value`` is numeric; keep Python and NumPy scalars and arrays as they are."""
-    if isinstance(value, (bool, int, float)):
-        return value
-    if isinstance(value, np.ndarray):
-        if value.dtype.kind not in _NUMERIC_KINDS:
-            raise error(f"{what}: value must be numeric, got an array of dtype {value.dtype}")
-        return value
-    if isinstance(value, np.generic):
-        if value.dtype.kind not in _NUMERIC_KINDS:
-            raise error(f"{what}: value must be numeric, got {type(value).__name__}")
-        return value
-    if isinstance(value, (list, tuple)):
-        try:
-            arr = np.asarray(value)
-        except ValueError as exc:  # ragged nesting
-            raise error(f"{what}: value is not a rectangular numeric array: {exc}") from None
-        if arr.dtype.kind not in _NUMERIC_KINDS:
-            raise error(
-                f"{what}: value must be numeric, got a sequence of dtype {arr.dtype}"
-            )
-        return arr
-    if isinstance(value, Node):
-        raise error(f"{what}: value must be a number or array, got node {value.name!r}")
-    raise error(f"{what}: value must be numeric, got {type(value).__name__}: {value!r:.60}")
 
 
 def _label(kind: str, name: Any) -> str:
@@ -80,7 +54,8 @@ def _registry() -> Registry:
 
 
 def _is_operand(x: Any) -> bool:
-    return isinstance(x, (Node, bool, int, float, np.ndarray, np.generic, list, tuple))
+    return isinstance(x, (Node, bool, int, float, np.ndarray, np.generic, list, tuple)) or (
+        is_array(x))
 
 
 def _binary_op(op_name: str, a: Any, b: Any) -> Any:
@@ -227,6 +202,8 @@ class Placeholder(Node):
     def check_feed(self, value: Any) -> Any:
         """Validate a fed value against the declared dtype and shape."""
         v = as_value(value, f"feed for Placeholder {self.name!r}", FeedError)
+        if not is_numpy(v):
+            return self._check_foreign_feed(v)
         have = np.result_type(v)
         if self._exact and have != self.dtype:
             if not np.can_cast(have, self.dtype, casting="same_kind"):
@@ -237,14 +214,36 @@ class Placeholder(Node):
             v = np.asarray(v, dtype=self.dtype)
         elif self.dtype.kind == "f" and have.kind in "biu":
             v = np.asarray(v, dtype=self.dtype)
-        ds = self.declared_shape
-        if ds is not None:
-            vs = np.shape(v)
-            if len(vs) != len(ds) or any(d is not None and d != s for d, s in zip(ds, vs)):
-                raise FeedError(
-                    f"feed for Placeholder {self.name!r} has shape {vs}, declared shape {ds}"
-                )
+        if self.declared_shape is not None:
+            self._check_shape(np.shape(v))
         return v
+
+    def _check_foreign_feed(self, v: Any) -> Any:
+        """``check_feed`` for an array of another library: its dtype asked of its own
+        namespace, a conversion done by that namespace."""
+        xp = namespace_of(v)
+        want = getattr(xp, self.dtype.name, None)
+        if self._exact and want is not None and v.dtype != want:
+            if not xp.can_cast(v.dtype, want) and not (
+                    xp.isdtype(v.dtype, "real floating") and xp.isdtype(want, "real floating")):
+                raise FeedError(
+                    f"feed for Placeholder {self.name!r} has dtype {v.dtype}, which does not "
+                    f"convert safely to its declared dtype {self.dtype}"
+                )
+            v = xp.astype(v, want)
+        elif (self.dtype.kind == "f" and want is not None
+              and xp.isdtype(v.dtype, ("bool", "integral"))):
+            v = xp.astype(v, want)
+        self._check_shape(tuple(v.shape))
+        return v
+
+    def _check_shape(self, vs: tuple[Any, ...]) -> None:
+        ds = self.declared_shape
+        if ds is not None and (len(vs) != len(ds)
+                               or any(d is not None and d != s for d, s in zip(ds, vs))):
+            raise FeedError(
+                f"feed for Placeholder {self.name!r} has shape {vs}, declared shape {ds}"
+            )
 
     def __repr__(self) -> str:
         return f"Placeholder: name:{self.name}, value:{self._value}"

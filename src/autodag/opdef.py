@@ -103,6 +103,11 @@ class OpDef:
     #: True when the backward rule uses only ``xp`` and operators, so it can build graph
     #: nodes (second and higher derivatives). False for NumPy-only rules.
     symbolic: bool = True
+    #: True when ``forward`` runs on any array-API backend (Dask, CuPy, ...): it takes
+    #: its namespace from its inputs (``autodag.backend.namespace_of``) and calls no
+    #: NumPy function on them. False: NumPy arrays and Python numbers only; on another
+    #: backend the op is a ``BackendError`` naming it, never a silent conversion.
+    array_api: bool = False
     #: Optional forward-mode rule; without it forward mode is derived from ``backward``.
     jvp: JvpRule | None = None
     #: Example inputs for ``autodag.testing.check_op`` and ``autodag check``.

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from .backend import is_numpy, namespace_of
 from .errors import ArgumentError
 from .nodes import Variable
 
@@ -91,11 +92,31 @@ class Optimizer:
         return p.gradient
 
     def _check(self, p: Variable, g: Any) -> Array:
-        arr = np.asarray(g, dtype=np.float64)
-        if arr.shape != np.shape(p.value):
+        value = p.value
+        if not is_numpy(value):
+            # Another backend's parameter: its gradient stays in that library and dtype.
+            if is_numpy(g) and np.ndim(g):
+                raise ArgumentError(
+                    f"{type(self).__name__}.step: Variable {p.name!r} holds a "
+                    f"{type(value).__module__} array but its gradient is a NumPy array; "
+                    "gradients are never converted between libraries"
+                )
+            xp = namespace_of(value)
+            arr: Array = xp.asarray(g) if is_numpy(g) else g
+            if arr.dtype != value.dtype:
+                arr = xp.astype(arr, value.dtype)
+        elif not is_numpy(g):
             raise ArgumentError(
-                f"{type(self).__name__}.step: gradient of shape {arr.shape} for Variable "
-                f"{p.name!r} of shape {np.shape(p.value)}"
+                f"{type(self).__name__}.step: the gradient for Variable {p.name!r} is a "
+                f"{type(g).__module__}.{type(g).__name__}, not NumPy like the parameter: "
+                "compute it first (dask.compute(*grads)) or keep the parameter in its library"
+            )
+        else:
+            arr = np.asarray(g, dtype=_float_dtype(value))
+        if tuple(np.shape(arr)) != tuple(np.shape(value)):
+            raise ArgumentError(
+                f"{type(self).__name__}.step: gradient of shape {tuple(np.shape(arr))} for "
+                f"Variable {p.name!r} of shape {tuple(np.shape(value))}"
             )
         return arr
 
@@ -106,16 +127,32 @@ class Optimizer:
     @staticmethod
     def _assign(p: Variable, new: Array) -> None:
         old = p.value
-        if isinstance(old, np.ndarray) and old.dtype.kind == "f" and old.ndim > 0:
+        if not is_numpy(old):
+            p.value = new  # another backend's arrays may not be writeable in place
+        elif isinstance(old, np.ndarray) and old.dtype.kind == "f" and old.ndim > 0:
             old[...] = new
         elif isinstance(old, np.ndarray):
             p.value = new.astype(np.float64)
+        elif isinstance(old, np.generic) and old.dtype.kind == "f":
+            p.value = old.dtype.type(new)
         else:
             p.value = float(new)
 
 
+def _float_dtype(value: Any) -> np.dtype[Any]:
+    """A parameter's own floating dtype (float32 state for float32), else float64."""
+    dt = np.result_type(value)
+    return dt if dt.kind == "f" and not isinstance(value, float) else np.dtype(np.float64)
+
+
 def _value(p: Variable) -> Array:
-    return np.asarray(p.value, dtype=np.float64)
+    v = p.value
+    return v if not is_numpy(v) else np.asarray(v, dtype=_float_dtype(v))
+
+
+def _sqrt(x: Array) -> Array:
+    r: Array = np.sqrt(x) if is_numpy(x) else namespace_of(x).sqrt(x)
+    return r
 
 
 def _check_positive(opt: object, what: str, x: float, allow_zero: bool = False) -> None:
@@ -156,7 +193,7 @@ class SGD(Optimizer):
             g = g + self.weight_decay * value
         if self.momentum:
             v = self.velocity[k]
-            v = g.copy() if v is None else self.momentum * v + g
+            v = (g.copy() if is_numpy(g) else g) if v is None else self.momentum * v + g
             self.velocity[k] = v
             g = g + self.momentum * v if self.nesterov else v
         return value - self.lr * g
@@ -197,4 +234,4 @@ class Adam(Optimizer):
         self.m[k], self.v[k] = m, v
         m_hat = m / (1 - b1**self.steps)
         v_hat = v / (1 - b2**self.steps)
-        return value - self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+        return value - self.lr * m_hat / (_sqrt(v_hat) + self.eps)

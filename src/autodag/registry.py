@@ -110,6 +110,15 @@ class Registry:
         """The ``xp`` handed to backward rules when differentiating numbers."""
         return NumericNamespace(self)
 
+    def numeric_for(self, backend: Any) -> NumericNamespace:
+        """The ``xp`` of backward rules for a run on another array namespace (one each)."""
+        key = ("numeric", id(backend))
+        ns = self.derived.get(str(key))
+        if ns is None:
+            ns = self.derived[str(key)] = NumericNamespace(self, backend)
+        assert isinstance(ns, NumericNamespace)
+        return ns
+
     def get(self, name: str) -> RegisteredOp:
         """The op called ``name``, or an error naming close matches and providers."""
         try:

@@ -13,6 +13,7 @@ from typing import Any, Final
 import numpy as np
 
 from ._arrays import grad_dtype, owned, sum_to
+from .backend import broadcast_as, is_numpy, namespace_of
 from .errors import GradientError
 from .nodes import Node, Operator
 
@@ -57,6 +58,8 @@ def seed(value: Any) -> Any:
     if isinstance(value, np.generic):  # a reduction's result: a NumPy scalar seed
         dt = value.dtype
         return dt.type(1) if dt.kind in "fc" else np.float64(1.0)
+    if not is_numpy(value):  # another backend's array: ones of its own library (lazy Dask)
+        return namespace_of(value).ones_like(value, dtype=grad_dtype(value))
     return np.ones(np.shape(value), dtype=grad_dtype(value))
 
 
@@ -144,7 +147,12 @@ def _finish(g: Any, value: Any, scalars: bool) -> Any:
     if scalars and value.__class__ in _PY_SCALAR:
         if g is None:
             return 0.0
-        return g if g.__class__ is float else float(g)
+        if g.__class__ is float:
+            return g
+        # Another backend's 0-d gradient stays one (float() would compute a lazy one).
+        return float(g) if is_numpy(g) else g
+    if not (is_numpy(value) and (g is None or is_numpy(g))):
+        return _finish_foreign(g, value)
     if (g.__class__ is np.ndarray and value.__class__ is np.ndarray
             and g.dtype == value.dtype and g.dtype.kind in "fc"):
         return owned(g)  # already of the right dtype
@@ -156,6 +164,22 @@ def _finish(g: Any, value: Any, scalars: bool) -> Any:
     if g is None:
         return np.zeros(np.shape(value), dtype=dt)
     return owned(np.asarray(g, dtype=dt))
+
+
+def _finish_foreign(g: Any, value: Any) -> Any:
+    """``_finish`` where the value or the gradient is another backend's array: kept in
+    that library (a lazy Dask gradient stays lazy), never converted to NumPy."""
+    like = value if not is_numpy(value) else g
+    xp = namespace_of(like)
+    dt = grad_dtype(value) if not is_numpy(value) else grad_dtype(g)
+    shape = tuple(np.shape(value))
+    if g is None:
+        return xp.zeros_like(value, dtype=dt) if like is value else xp.zeros(shape, dtype=dt)
+    if is_numpy(g):  # a gradient that came out as a number: spread over the value
+        return broadcast_as(xp, xp.asarray(g, dtype=dt), value, shape)
+    if g.dtype != dt:
+        g = xp.astype(g, dt)
+    return g
 
 
 def finish_gradients(

@@ -9,18 +9,28 @@ on dummies of those shapes (Constants keep their real value, since it may be str
 
 from __future__ import annotations
 
+import math
 import warnings
-from typing import Any, TypeAlias
+from typing import Any, Final, TypeAlias
 
 import numpy as np
 
+from .backend import is_array, is_numpy, namespace_of
 from .errors import AutodagError
 from .nodes import Constant, Node, Operator, Placeholder, Variable
 
-__all__ = ["ShapeInferenceError", "StaticShapes"]
+__all__ = ["FED", "ShapeInferenceError", "StaticShapes"]
 
-#: (shape, dtype, whether the value is a Python scalar)
-Info: TypeAlias = tuple[tuple[int, ...], np.dtype[Any], bool]
+#: (shape, dtype, whether the value is a Python scalar, the namespace of another
+#: backend's array or None for NumPy). The dtype is NumPy's of the same name.
+Info: TypeAlias = tuple[tuple[int, ...], np.dtype[Any], bool, Any]
+
+#: The namespace entry of a value that depends on a feed: its backend is known only
+#: when the graph runs, so nothing built from it may assume NumPy.
+FED: Final = "fed"
+
+#: Elements from which a NumPy dummy input is a zero-stride view, not an allocation.
+_VIEW_MIN: Final = 4096
 
 
 class ShapeInferenceError(AutodagError, ValueError):
@@ -28,14 +38,37 @@ class ShapeInferenceError(AutodagError, ValueError):
 
 
 def _info_of(value: Any) -> Info:
-    return tuple(np.shape(value)), np.result_type(value), type(value) in (int, float, bool)
+    if is_numpy(value) or not is_array(value):
+        return (tuple(np.shape(value)), np.result_type(value),
+                type(value) in (int, float, bool), None)
+    # Another library's array: shape and dtype read off it (a lazy Dask array stays lazy).
+    name = str(value.dtype).rsplit(".", 1)[-1]
+    return tuple(int(d) for d in value.shape), np.dtype(name), False, namespace_of(value)
 
 
-def _dummy(info: Info) -> Any:
-    shape, dtype, scalar = info
+def _backend_of(n: Operator, infos: list[Info]) -> tuple[Any, bool]:
+    """The backend an op's output belongs to (another library's namespace, FED, or None
+    for NumPy), and whether its dummies must be that library's own arrays: where a
+    Constant of it is among the inputs, or a NumPy dummy would be large (Dask's are
+    lazy). Small ones are NumPy's: shapes and dtypes are the same, and cheaper."""
+    consts = [i.value for i in n.inputs if isinstance(i, Constant) and not is_numpy(i.value)]
+    found = [inf[3] for inf in infos if inf[3] is not None and inf[3] != FED]
+    backend = namespace_of(consts[0]) if consts else found[0] if found else None
+    if backend is None:
+        return (FED if any(inf[3] == FED for inf in infos) else None), False
+    own = bool(consts) or any(math.prod(inf[0]) >= _VIEW_MIN for inf in infos)
+    return backend, own
+
+
+def _dummy(info: Info, own: bool = False) -> Any:
+    shape, dtype, scalar, ns = info
     if scalar:
         # Keep Python scalars: forward rules treat them differently from 0-d arrays.
         return dtype.type(1).item()
+    if own and ns is not None and ns != FED:  # the backend's own: lazy for Dask
+        return ns.ones(shape, dtype=getattr(ns, dtype.name))
+    if math.prod(shape) >= _VIEW_MIN:
+        return np.broadcast_to(np.ones((), dtype=dtype), shape)  # no full-size input
     return np.ones(shape, dtype=dtype)
 
 
@@ -94,14 +127,13 @@ class StaticShapes:
             if ds is None or any(d is None for d in ds):
                 self._why[n] = f"Placeholder {n.name!r} has declared shape {ds}"
                 return None
-            return tuple(int(d) for d in ds if d is not None), n.dtype, False
+            return tuple(int(d) for d in ds if d is not None), n.dtype, False, FED
         if not isinstance(n, Operator):
             self._why[n] = f"node of unknown kind {type(n).__name__}"
             return None
-        args = []
+        infos: list[Info] = []
         for i in n.inputs:
             if isinstance(i, Constant):
-                args.append(i.value)
                 continue
             info = self._info[i]
             if info is None:
@@ -109,7 +141,12 @@ class StaticShapes:
                     f" ({self._why[i]})" if i in self._why else ""
                 )
                 return None
-            args.append(_dummy(info))
+            infos.append(info)
+        backend, own = _backend_of(n, infos)
+        args = []
+        it = iter(infos)
+        for i in n.inputs:
+            args.append(i.value if isinstance(i, Constant) else _dummy(next(it), own))
         try:
             with np.errstate(all="ignore"), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -121,8 +158,11 @@ class StaticShapes:
             )
             return None
         try:
-            return _info_of(out)
+            info = _info_of(out)
         except TypeError:
             self._why[n] = (f"op {n.op.name!r} from plugin {n.plugin.describe()} returned "
                             f"a {type(out).__name__}, not a number or array")
             return None
+        if info[3] is None and backend is not None:
+            return (*info[:3], backend)
+        return info

@@ -58,9 +58,11 @@ class _Builder:
         info = self.shapes.info(node)
         if info is None:
             return self.xp.broadcast_like(0.0, node)  # type: ignore[no-any-return]
-        shape, dtype, _ = info
+        shape, dtype, _, ns = info
         if shape == ():
             return self.const(0.0)
+        if ns is not None:  # another backend's values (or fed ones): made at run time
+            return self.xp.broadcast_like(0.0, node)  # type: ignore[no-any-return]
         return self.const(np.zeros(shape, dtype=grad_dtype(np.zeros((), dtype=dtype))))
 
     def reduce(self, node: Operator, k: int, g: Node, like: Node) -> Node:
@@ -256,6 +258,10 @@ def _one_like(b: _Builder, y: Node) -> Any:
     info = b.shapes.info(y)
     if info is None or info[2]:
         return 1.0  # a Python float is weakly typed: it adopts the dtype it meets
+    if info[3] is not None:
+        # Another backend's values, or fed ones of a backend known only at run time: the
+        # seed is made from y's value, in y's library and gradient dtype.
+        return b.xp.seed_like(y)
     return np.ones((), dtype=grad_dtype(np.zeros((), dtype=info[1])))
 
 

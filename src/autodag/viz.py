@@ -18,6 +18,7 @@ from typing import Any, Final, TypeAlias
 
 import numpy as np
 
+from .backend import is_numpy
 from .errors import ArgumentError, AutodagError
 from .graph import Graph
 from .nodes import Constant, Node, Operator, Placeholder, Variable
@@ -108,6 +109,8 @@ def _value_text(node: Node) -> str:
             shape = "?" if node.declared_shape is None else str(node.declared_shape)
             return f"{shape.replace('None', '?')} {node.dtype.name}"
         return ""
+    if not is_numpy(value):  # read off another library's array, never converted
+        return f"{tuple(value.shape)} {str(value.dtype).rsplit('.', 1)[-1]}"
     return f"{np.shape(value)} {np.result_type(value).name}"
 
 
@@ -135,8 +138,8 @@ def _magnitudes(nodes: list[Node], highlight: Highlight) -> dict[Node, float]:
     out: dict[Node, float] = {}
     for node in nodes:
         g = given.get(node)
-        if g is None:
-            continue
+        if g is None or not is_numpy(g):
+            continue  # another library's gradient (a lazy Dask one) is not computed here
         with np.errstate(over="ignore", invalid="ignore"):
             out[node] = float(np.linalg.norm(np.ravel(np.asarray(g, dtype=np.float64))))
     return out

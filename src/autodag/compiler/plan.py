@@ -223,6 +223,17 @@ class Plan(PlanBase):
             raise self._named(exc, leaf_values) from exc
         return result
 
+    def run_general(self, xp: Any, leaf_values: Sequence[Any],
+                    ) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+        """``run`` through the general function with the rules' namespace ``xp``: how
+        another backend's arrays run (its NumPy fast paths test the values' class)."""
+        fn = self._general if self._general is not None else self._make_general()
+        try:
+            result: tuple[tuple[Any, ...], tuple[Any, ...]] = fn(xp, leaf_values)
+        except Exception as exc:
+            raise self._named(exc, leaf_values) from exc
+        return result
+
     def _numpy_scalars(self, fn: Callable[..., Any], leaf_values: Sequence[Any],
                        ) -> tuple[Any, Sequence[Any]]:
         """NumPy floats in, NumPy floats out; in between, Python's arithmetic gives the

@@ -23,7 +23,7 @@ def check_static(case: Case, b: SampleGraph, out: Any, what: str) -> None:
         except ShapeInferenceError as exc:
             case.notes.append(f"static shapes ({what}) not inferred: {exc}")
         return
-    shape, dtype, _ = info
+    shape, dtype, _, _ = info
     real_shape, real_dtype = tuple(np.shape(out)), np.result_type(out)
     if shape != real_shape or dtype != real_dtype:
         raise case.fail(

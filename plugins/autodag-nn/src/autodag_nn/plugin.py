@@ -8,10 +8,18 @@ ints; the class axis of softmax_cross_entropy is one int); one NumPy would refus
 Backward rules use Python operators and ``xp.<op>`` only, with ops of autodag-math
 (``exp``, ``where``, ``greater``) and autodag-array (``sum``), so each op can be
 differentiated again.
+
+Every op runs on any array-API backend (``array_api=True``). NumPy arrays and Python
+numbers take the NumPy code (in-place passes, fused reductions); another library's
+arrays the ``_xp_*`` form beside it, the same formulas in the standard's functions of
+their own namespace, never converted to NumPy and, on a lazy library (Dask), never
+computed: integer labels out of range, which NumPy values refuse with a ValueError,
+give NaN there instead (checking them would compute them).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -20,20 +28,29 @@ import numpy as np
 import autodag
 from autodag import OpDef, Sample, ShapeMismatchError
 from autodag.axes import checked_axes as _checked_axes
+from autodag.backend import is_array, namespace_of
 
 __all__ = ["OPS", "autodag_register_ops"]
 
 _Rng = np.random.Generator
+_PY_NUMBERS: Final = (bool, int, float, complex)
+# The classes of NumPy's and Python's values: one set lookup finds the NumPy fast path
+# (``is_array`` asks more, for the rest: subclasses, lists, other libraries' arrays).
+_NUMPY: Final = frozenset({np.ndarray, bool, int, float, complex, *np.sctypeDict.values()})
 
 
 # --- forward rules ------------------------------------------------------------------
 def _relu(a: Any) -> Any:
     if type(a) is float:
         return a if a > 0.0 else 0.0
+    if a.__class__ not in _NUMPY and is_array(a):
+        return namespace_of(a).maximum(a, 0)
     return np.maximum(a, 0)
 
 
 def _sigmoid(a: Any) -> Any:
+    if a.__class__ not in _NUMPY and is_array(a):
+        return _xp_sigmoid(a)
     x = np.asarray(a)
     e = np.exp(-np.abs(x))  # never overflows: the exponent is <= 0
     r = np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(e.dtype, copy=False)
@@ -41,6 +58,10 @@ def _sigmoid(a: Any) -> Any:
 
 
 def _softplus(a: Any) -> Any:
+    if a.__class__ not in _NUMPY and is_array(a):
+        xp = namespace_of(a)
+        x = _xp_floating(xp, a)
+        return xp.maximum(x, 0) + xp.log1p(xp.exp(-xp.abs(x)))
     x = np.asarray(a)
     r = np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
     return r if r.ndim else r[()]
@@ -104,16 +125,30 @@ def _lse(x: Any, axes: tuple[int, ...], keepdims: bool) -> Any:
 
 
 def _logsumexp(a: Any, axis: Any, keepdims: bool) -> Any:
+    if a.__class__ not in _NUMPY and is_array(a):
+        xp = namespace_of(a)
+        x = _xp_floating(xp, a)
+        axes = _checked_axes("logsumexp", axis, tuple(x.shape), legacy=True)
+        return _xp_lse(xp, x, axes, keepdims)
     x = _floating(a)
     return _lse(x, _checked_axes("logsumexp", axis, x.shape, legacy=True), keepdims)
 
 
 def _log_softmax(a: Any, axis: Any) -> Any:
+    if a.__class__ not in _NUMPY and is_array(a):
+        xp = namespace_of(a)
+        x = _xp_floating(xp, a)
+        axes = _checked_axes("log_softmax", axis, tuple(x.shape), legacy=True)
+        return x - _xp_lse(xp, x, axes, True)
     x = _floating(a)
     return x - _lse(x, _checked_axes("log_softmax", axis, x.shape, legacy=True), True)
 
 
 def _softmax(a: Any, axis: Any) -> Any:
+    if a.__class__ not in _NUMPY and is_array(a):
+        xp = namespace_of(a)
+        x = _xp_floating(xp, a)
+        return _xp_softmax(xp, x, _checked_axes("softmax", axis, tuple(x.shape), legacy=True))
     try:
         e = np.exp(a - np.max(a, axis=axis, keepdims=True))
         return e / np.sum(e, axis=axis, keepdims=True)
@@ -160,6 +195,9 @@ def _check_probs(y: Any, z: Any) -> None:
 
 def _class_probs(labels: Any, logits: Any, axis: Any) -> Any:
     """Integer class indices as one-hot rows shaped like ``logits``; probabilities as given."""
+    if ((labels.__class__ not in _NUMPY and is_array(labels))
+            or (logits.__class__ not in _NUMPY and is_array(logits))):
+        return _xp_class_probs(labels, logits, axis)
     z = np.asarray(logits)
     ax = _class_axis("class_probs", axis, z)
     y = np.asarray(labels)
@@ -179,6 +217,9 @@ def _pick(z: Any, index: Any, ax: int) -> Any:
 
 
 def _softmax_cross_entropy(logits: Any, labels: Any, axis: Any) -> Any:
+    if ((logits.__class__ not in _NUMPY and is_array(logits))
+            or (labels.__class__ not in _NUMPY and is_array(labels))):
+        return _xp_softmax_cross_entropy(logits, labels, axis)
     z = _floating(logits)
     ax = _class_axis("softmax_cross_entropy", axis, z)
     y = np.asarray(labels)
@@ -193,6 +234,10 @@ def _softmax_cross_entropy(logits: Any, labels: Any, axis: Any) -> Any:
 
 def _sce_grad(g: Any, logits: Any, labels: Any, axis: Any) -> Any:
     """``g * (softmax(logits) * sum(labels) - labels)``, one softmax and in place."""
+    if ((g.__class__ not in _NUMPY and is_array(g))
+            or (logits.__class__ not in _NUMPY and is_array(logits))
+            or (labels.__class__ not in _NUMPY and is_array(labels))):
+        return _xp_sce_grad(g, logits, labels, axis)
     z = _floating(logits)
     ax = _class_axis("sce_grad", axis, z)
     y = np.asarray(labels)
@@ -217,9 +262,164 @@ def _sce_grad(g: Any, logits: Any, labels: Any, axis: Any) -> Any:
 
 
 def _float_only(h: Any, labels: Any) -> Any:
+    if ((h.__class__ not in _NUMPY and is_array(h))
+            or (labels.__class__ not in _NUMPY and is_array(labels))):
+        xp = namespace_of(h, labels)
+        if _xp_integral(xp, labels):
+            return xp.zeros((), dtype=_xp_float_dtype(xp, h))  # class indices: no gradient
+        return h
     if np.result_type(labels).kind in "biu":
         return np.zeros((), dtype=np.result_type(h))  # class indices: no gradient
     return h
+
+
+# --- forward rules on another library's arrays --------------------------------------
+# The NumPy code above is the fast path; these are its formulas in the standard's
+# functions, without in-place passes (not every library writes into arrays) and without
+# branching on values (a lazy library would have to compute them to branch).
+def _xp_float_dtype(xp: Any, x: Any) -> Any:
+    if x.__class__ in _PY_NUMBERS:
+        return xp.float64
+    dt = x.dtype
+    return dt if xp.isdtype(dt, ("real floating", "complex floating")) else xp.float64
+
+
+def _xp_floating(xp: Any, a: Any) -> Any:
+    """``a`` as an array of ``xp`` in floating point (integers in float64, as NumPy)."""
+    dt = _xp_float_dtype(xp, a)
+    if a.__class__ in _PY_NUMBERS or isinstance(a, np.generic):
+        return xp.asarray(a, dtype=dt)
+    return a if a.dtype == dt else xp.astype(a, dt)
+
+
+def _xp_integral(xp: Any, labels: Any) -> bool:
+    """Whether labels are class indices (integers or bools, as NumPy's kinds "biu")."""
+    if labels.__class__ in _PY_NUMBERS:
+        return labels.__class__ is not float and labels.__class__ is not complex
+    return bool(xp.isdtype(labels.dtype, ("integral", "bool")))
+
+
+def _xp_sigmoid(a: Any) -> Any:
+    xp = namespace_of(a)
+    x = _xp_floating(xp, a)
+    e = xp.exp(-xp.abs(x))  # never overflows: the exponent is <= 0
+    return xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def _xp_lse(xp: Any, x: Any, axes: tuple[int, ...], keepdims: bool) -> Any:
+    """logsumexp of a floating array over distinct non-negative axes (over none, each
+    element is its own: log(exp(x - x)) + x is x exactly, infinities included)."""
+    m = xp.max(x, axis=axes, keepdims=True)
+    m = xp.where(xp.isfinite(m), m, 0)  # all -inf along the axis: log(0) = -inf, no NaN
+    r = xp.log(xp.sum(xp.exp(x - m), axis=axes, keepdims=True)) + m
+    return r if keepdims else xp.squeeze(r, axis=axes)
+
+
+def _xp_softmax(xp: Any, x: Any, axes: tuple[int, ...]) -> Any:
+    e = xp.exp(x - xp.max(x, axis=axes, keepdims=True))
+    return e / xp.sum(e, axis=axes, keepdims=True)
+
+
+def _lazy(x: Any) -> bool:
+    """Whether ``x`` is an array its library computes only when asked (Dask)."""
+    import array_api_compat
+
+    return bool(array_api_compat.is_lazy_array(x))
+
+
+def _xp_labels(xp: Any, labels: Any) -> Any:
+    if labels.__class__ in _PY_NUMBERS or isinstance(labels, np.generic):
+        return xp.asarray(labels)
+    return labels
+
+
+def _xp_one_hot(op: str, xp: Any, y: Any, z: Any, ax: int) -> tuple[Any, Any]:
+    """Integer labels ``y`` as a boolean one-hot array shaped like the logits ``z``
+    (class axis ``ax``), and None, or, for lazy labels, whether each is a class.
+
+    The labels' shape is checked as on NumPy, and so is their range where they are
+    computed already (NumPy labels beside Dask logits included). Checking lazy labels
+    would compute them: the caller marks the results of out-of-range ones NaN instead,
+    with the second value (shaped like ``y``)."""
+    shape, n = tuple(z.shape), z.shape[ax]
+    if tuple(y.shape) != shape[:ax] + shape[ax + 1:]:
+        raise ValueError(
+            f"{op}: integer labels of shape {tuple(y.shape)} do not match logits of "
+            f"shape {shape} without axis {ax}")
+    if y.__class__ is np.ndarray:
+        _class_index(y, z, ax)  # the range check, by NumPy on NumPy data
+    elif xp.isdtype(y.dtype, "bool"):
+        y = xp.astype(y, xp.int64)
+    valid = None
+    if _lazy(y):
+        valid = (y >= 0) & (y < n)
+    elif y.__class__ is not np.ndarray and math.prod(y.shape) and not xp.all(
+            (y >= 0) & (y < n)):
+        raise ValueError(
+            f"{op}: class indices must be in [0, {n}), got {int(xp.min(y))}..{int(xp.max(y))}")
+    # The classes in the labels' own integer dtype: strict libraries compare no others.
+    dtype = y.dtype if xp.isdtype(y.dtype, "integral") else None
+    classes = xp.reshape(xp.arange(n, dtype=dtype), (n,) + (1,) * (len(shape) - ax - 1))
+    return xp.expand_dims(y, axis=ax) == classes, valid
+
+
+def _xp_check_probs(op: str, y: Any, z: Any) -> None:
+    if tuple(y.shape) != tuple(z.shape):
+        raise ValueError(
+            f"{op}: probability labels of shape {tuple(y.shape)} must have the "
+            f"logits' shape {tuple(z.shape)} (or pass integer class indices)")
+
+
+def _xp_class_probs(labels: Any, logits: Any, axis: Any) -> Any:
+    xp = namespace_of(labels, logits)
+    z = _xp_labels(xp, logits)
+    ax = _class_axis("class_probs", axis, z)
+    y = _xp_labels(xp, labels)
+    if _xp_integral(xp, y):
+        hot, valid = _xp_one_hot("softmax_cross_entropy", xp, y, z, ax)
+        probs = xp.astype(hot, _xp_float_dtype(xp, z))
+        if valid is not None:
+            probs = xp.where(xp.expand_dims(valid, axis=ax), probs, xp.nan)
+        return probs
+    _xp_check_probs("softmax_cross_entropy", y, z)
+    return y
+
+
+def _xp_softmax_cross_entropy(logits: Any, labels: Any, axis: Any) -> Any:
+    xp = namespace_of(logits, labels)
+    z = _xp_floating(xp, logits)
+    ax = _class_axis("softmax_cross_entropy", axis, z)
+    y = _xp_labels(xp, labels)
+    lse = _xp_lse(xp, z, (ax,), True)
+    if _xp_integral(xp, y):
+        hot, valid = _xp_one_hot("softmax_cross_entropy", xp, y, z, ax)
+        # The picked logit as a masked sum: where(), not a product, so that an -inf logit
+        # of another class adds 0, not NaN.
+        picked = xp.sum(xp.where(hot, z, 0), axis=ax, keepdims=True)
+        r = xp.squeeze(lse - picked, axis=ax)
+        return r if valid is None else xp.where(valid, r, xp.nan)
+    _xp_check_probs("softmax_cross_entropy", y, z)
+    return -xp.sum(y * (z - lse), axis=ax)
+
+
+def _xp_sce_grad(g: Any, logits: Any, labels: Any, axis: Any) -> Any:
+    xp = namespace_of(g, logits, labels)
+    z = _xp_floating(xp, logits)
+    ax = _class_axis("sce_grad", axis, z)
+    y = _xp_labels(xp, labels)
+    # g in the logits' dtype: NumPy's in-place passes keep it so.
+    ge = xp.expand_dims(_xp_floating(xp, g) if g.__class__ in _PY_NUMBERS else g, axis=ax)
+    if ge.dtype != z.dtype:
+        ge = xp.astype(ge, z.dtype)
+    s = _xp_softmax(xp, z, (ax,))
+    if _xp_integral(xp, y):
+        hot, valid = _xp_one_hot("sce_grad", xp, y, z, ax)
+        r = ge * s - xp.where(hot, ge, 0)
+        if valid is not None:
+            r = xp.where(xp.expand_dims(valid, axis=ax), r, xp.nan)
+        return r
+    _xp_check_probs("softmax_cross_entropy", y, z)
+    return ge * (s * xp.sum(y, axis=ax, keepdims=True) - y)
 
 
 # --- backward rules -----------------------------------------------------------------
@@ -353,7 +553,7 @@ _AXIS_DOC: Final = (
 def _unary(name: str, forward: Callable[..., Any], rule: Callable[..., Any],
            samples: Callable[[_Rng], list[Sample]], doc: str) -> OpDef:
     return OpDef(name=name, arity=1, forward=forward, backward=(rule,), input_names=("x",),
-                 samples=samples, doc=doc)
+                 samples=samples, doc=doc, array_api=True)
 
 
 OPS: Final[tuple[OpDef, ...]] = (
@@ -364,23 +564,23 @@ OPS: Final[tuple[OpDef, ...]] = (
     _unary("softplus", _softplus, lambda xp, g, out, a: g * xp.sigmoid(a), _unary_samples,
            "log(1 + exp(x)), elementwise, without overflow."),
     OpDef(name="softmax", arity=1, attributes={"axis": -1}, forward=_softmax,
-          backward=(_softmax_vjp,), input_names=("x",), samples=_axis_samples,
+          backward=(_softmax_vjp,), input_names=("x",), samples=_axis_samples, array_api=True,
           doc="exp(x) / sum(exp(x)) over axis, computed stably, as "
               "scipy.special.softmax: " + _AXIS_DOC),
     OpDef(name="log_softmax", arity=1, attributes={"axis": -1}, forward=_log_softmax,
-          backward=(_log_softmax_vjp,), input_names=("x",), samples=_axis_samples,
+          backward=(_log_softmax_vjp,), input_names=("x",), samples=_axis_samples, array_api=True,
           doc="x - logsumexp(x) over axis, computed stably, as "
               "scipy.special.log_softmax: " + _AXIS_DOC),
     OpDef(name="logsumexp", arity=1, attributes={"axis": None, "keepdims": False},
           forward=_logsumexp, backward=(_logsumexp_vjp,), input_names=("a",),
-          samples=_logsumexp_samples,
+          samples=_logsumexp_samples, array_api=True,
           doc="log(sum(exp(a))) over axis, computed stably, as scipy.special.logsumexp: "
               "axis is None (every axis, the default), an int or a tuple of ints in any "
               "order, negative ones counting from the end; () reduces nothing. keepdims "
               "keeps the reduced axes as length 1."),
     OpDef(name="softmax_cross_entropy", arity=2, attributes={"axis": -1},
           forward=_softmax_cross_entropy, backward=(_sce_logits_vjp, _sce_labels_vjp),
-          input_names=("logits", "labels"), samples=_sce_samples,
+          input_names=("logits", "labels"), samples=_sce_samples, array_api=True,
           doc="Per-example -sum(labels * log_softmax(logits)) along axis, the class "
               "axis: one int (the last by default; negative ones count from the end), "
               "which the logits must have. Labels are integer class indices (shaped like "
@@ -388,16 +588,16 @@ OPS: Final[tuple[OpDef, ...]] = (
     # Helpers that softmax_cross_entropy's rules call through xp.
     OpDef(name="sce_grad", arity=3, attributes={"axis": -1}, forward=_sce_grad,
           backward=(_sce_grad_g_vjp, _sce_grad_logits_vjp, _sce_grad_labels_vjp),
-          input_names=("g", "logits", "labels"), samples=_sce_grad_samples,
+          input_names=("g", "logits", "labels"), samples=_sce_grad_samples, array_api=True,
           doc="g * (softmax(logits) * sum(labels) - labels) along axis, integer labels "
               "one-hot: the gradient of softmax_cross_entropy for its logits."),
     OpDef(name="class_probs", arity=2, attributes={"axis": -1}, forward=_class_probs,
           backward=(lambda xp, h, out, labels, logits, axis: xp.float_only(h, labels), None),
-          input_names=("labels", "logits"), samples=_class_probs_samples,
+          input_names=("labels", "logits"), samples=_class_probs_samples, array_api=True,
           doc="Integer labels as one-hot rows shaped like logits; probabilities unchanged."),
     OpDef(name="float_only", arity=2, forward=_float_only,
           backward=(lambda xp, h, out, g, labels: xp.float_only(h, labels), None),
-          samples=_float_only_samples,
+          samples=_float_only_samples, array_api=True,
           doc="h when labels are floating, else 0: the gradient reaching labels."),
 )
 

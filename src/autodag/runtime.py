@@ -58,7 +58,11 @@ def seed(value: Any) -> Any:
     if isinstance(value, np.generic):  # a reduction's result: a NumPy scalar seed
         dt = value.dtype
         return dt.type(1) if dt.kind in "fc" else np.float64(1.0)
-    if not is_numpy(value):  # another backend's array: ones of its own library (lazy Dask)
+    if not is_numpy(value):
+        if not value.shape:
+            # A loss: 1.0, a Python number, mixes with every library and keeps the
+            # output's dtype; an array would make the backward pass wait on a task.
+            return 1.0
         return namespace_of(value).ones_like(value, dtype=grad_dtype(value))
     return np.ones(np.shape(value), dtype=grad_dtype(value))
 

@@ -41,10 +41,7 @@ def foreign_namespace(plan: PlanBase, leaf_values: Sequence[Any]) -> Any | None:
         if c is not float and c is not np.ndarray and c is not int and not is_numpy(v):
             break
     else:
-        consts = plan.foreign_constants
-        if consts is None:
-            consts = _foreign_constants(plan)
-        if not consts:
+        if not _foreign_constants(plan):
             return None
     consts = _foreign_constants(plan)
     labels = [f"{type(n).__name__} {n.name!r}" for n in plan.leaves]

@@ -112,10 +112,10 @@ class Registry:
 
     def numeric_for(self, backend: Any) -> NumericNamespace:
         """The ``xp`` of backward rules for a run on another array namespace (one each)."""
-        key = ("numeric", id(backend))
-        ns = self.derived.get(str(key))
+        key = f"numeric:{id(backend)}"
+        ns = self.derived.get(key)
         if ns is None:
-            ns = self.derived[str(key)] = NumericNamespace(self, backend)
+            ns = self.derived[key] = NumericNamespace(self, backend)
         assert isinstance(ns, NumericNamespace)
         return ns
 

@@ -5,7 +5,9 @@ Each :class:`Backend` says how to turn a NumPy test value into that library's ar
 tests only: autodag itself never converts), and whether a result is that library's own
 array (``owns``). ``PARAMS`` is the pytest parameter list (``@pytest.mark.parametrize(
 "backend", PARAMS)``); CuPy's cases are marked ``gpu`` and skipped, with the reason,
-unless CuPy and a CUDA device are present (``pytest -m gpu`` runs only them).
+unless CuPy and a CUDA device are present (``pytest -m gpu`` runs only them); torch's
+(CPU) and JAX's are skipped unless they are installed (the dev extra installs them).
+JAX runs with 64-bit floats enabled, as the tests compare float64 results.
 
 Python numbers stay Python numbers on every backend (they mix with any of them); NumPy
 scalars (``np.float64``) are arrays and are converted like arrays.
@@ -162,8 +164,41 @@ def _cupy_owns(value: Any) -> bool:
 
 CUPY: Final = Backend("cupy", _cupy_convert, _cupy_back, _cupy_owns)
 
+
+# --- torch (CPU) and JAX: through array-api-compat, when installed ---------------------
+def _module(name: str) -> Any:
+    return importlib.import_module(name)
+
+
+def _torch_convert(a: np.ndarray[Any, Any]) -> Any:
+    return _module("torch").asarray(a)
+
+
+def _torch_back(value: Any) -> Any:
+    return value.numpy() if isinstance(value, _module("torch").Tensor) else value
+
+
+def _torch_owns(value: Any) -> bool:
+    return isinstance(value, _module("torch").Tensor)
+
+
+TORCH: Final = Backend("torch", _torch_convert, _torch_back, _torch_owns)
+
+
+def _jax_convert(a: np.ndarray[Any, Any]) -> Any:
+    # The tests compare float64 with float64: JAX computes in float32 unless told.
+    _module("jax").config.update("jax_enable_x64", True)
+    return _module("jax.numpy").asarray(a)
+
+
+def _jax_owns(value: Any) -> bool:
+    return isinstance(value, _module("jax").Array)
+
+
+JAX: Final = Backend("jax", _jax_convert, np.asarray, _jax_owns)
+
 #: Every backend, by name.
-BACKENDS: Final = {b.name: b for b in (NUMPY, STRICT, DASK, CUPY)}
+BACKENDS: Final = {b.name: b for b in (NUMPY, STRICT, DASK, CUPY, TORCH, JAX)}
 
 _GPU_MISSING: Final = gpu_missing()
 _GPU_MARKS: Final = [
@@ -172,18 +207,29 @@ _GPU_MARKS: Final = [
 ]
 
 
-def params(*names: str) -> list[Any]:
+def _missing(module: str) -> list[Any]:
+    why = f"{module} is not installed"
+    return [pytest.mark.skipif(importlib.util.find_spec(module) is None, reason=why)]
+
+
+_MARKS: Final = {"cupy": _GPU_MARKS, "torch": _missing("torch"), "jax": _missing("jax")}
+
+
+def params(*names: str, slow: tuple[str, ...] = ()) -> list[Any]:
     """Pytest parameters of the named backends (all of them without names), with CuPy
-    marked ``gpu`` and skipped unless a GPU is present."""
+    marked ``gpu`` and skipped unless a GPU is present, torch and JAX skipped unless
+    installed, and those named in ``slow`` marked ``slow``."""
     chosen = [BACKENDS[n] for n in names] if names else list(BACKENDS.values())
-    return [pytest.param(b, id=b.name, marks=_GPU_MARKS if b is CUPY else ())
+    return [pytest.param(b, id=b.name, marks=[*_MARKS.get(b.name, ()),
+                                              *([pytest.mark.slow] if b.name in slow else [])])
             for b in chosen]
 
 
-#: All backends: NumPy, array-api-strict, Dask, and CuPy where a GPU is.
-PARAMS: Final = params()
+#: All backends: NumPy, array-api-strict, Dask, CuPy where a GPU is, torch and JAX; the
+#: op suites' torch and JAX cases (about a thousand) run in ``make slow``.
+PARAMS: Final = params(slow=("torch", "jax"))
 #: The backends other than NumPy.
-FOREIGN_PARAMS: Final = params("strict", "dask", "cupy")
+FOREIGN_PARAMS: Final = params("strict", "dask", "cupy", "torch", "jax")
 
 
 class ComputeCounter(_Callback):  # type: ignore[misc]  # dask's Callback is untyped

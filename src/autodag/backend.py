@@ -27,6 +27,7 @@ __all__ = [
     "is_numpy",
     "namespace_of",
     "run_namespace",
+    "writable",
 ]
 
 _PY_NUMBERS: Final = (bool, int, float, complex)
@@ -128,13 +129,62 @@ def _type_name(v: Any) -> str:
 
 
 def broadcast_as(xp: Any, x: Any, like: Any, shape: tuple[int, ...] | None = None) -> Any:
-    """``x`` broadcast to ``shape`` (default: ``like``'s), in namespace ``xp``; on Dask as
-    ``zeros_like(like) + x``, which keeps ``like``'s chunks and, being elementwise, is fused
-    into the tasks that use it: a gradient spread over chunked data is then made where
-    the data is instead of being made elsewhere and sent to the workers at every step."""
+    """``x`` (an array of ``xp`` or a number) broadcast to ``shape`` (default: ``like``'s),
+    in namespace ``xp``; a Python number takes ``like``'s dtype where it fits. On Dask
+    the result has ``like``'s chunks and is made where it is read: a number becomes
+    ``dask.array.full`` (each chunk a view of one element, made inside the tasks that read
+    it: no memory, task or transfer of its own), anything else ``zeros_like(like) + x``
+    (elementwise, so fused into its readers)."""
     target = tuple(like.shape) if shape is None else shape
     if getattr(like, "chunks", None) is not None and tuple(like.shape) == target and (
             _takes_numpy(xp)):
+        if not getattr(x, "ndim", 0) and getattr(x, "chunks", None) is None:
+            return _dask_fill(x, like)
         dtype = getattr(x, "dtype", None)
         return xp.zeros_like(like, dtype=dtype) + x
+    if x.__class__ in _PY_NUMBERS and xp is not np:
+        x = xp.asarray(x, dtype=_number_dtype(xp, x, like))
+    elif isinstance(x, np.generic) and xp is not np:
+        x = xp.asarray(x)
     return xp.broadcast_to(x, target)
+
+
+def _number_dtype(xp: Any, x: Any, like: Any) -> Any:
+    # NumPy's rule for a Python number beside an array: the array's dtype where the
+    # number's kind fits in it (torch would make a float32 of any float).
+    dt = getattr(like, "dtype", None)
+    if dt is None:
+        return None
+    if xp.isdtype(dt, "complex floating") or (
+            xp.isdtype(dt, "real floating") and x.__class__ is not complex):
+        return dt
+    if x.__class__ is complex:
+        return xp.complex128
+    if x.__class__ is float:
+        return xp.float64
+    return dt if xp.isdtype(dt, "integral") or x.__class__ is bool else xp.int64
+
+
+# Names no other array has: a gradient handed to a user must not be a read-only fill.
+_FILL_PREFIX: Final = "gradient-fill-"
+
+
+def _dask_fill(x: Any, like: Any) -> Any:
+    import dask.array as da
+    from dask.base import tokenize
+
+    full: Any = da.full  # untyped in dask
+
+    # As ``zeros_like(like) + x``: a Python number takes ``like``'s dtype where it fits.
+    dtype = x.dtype if hasattr(x, "dtype") else np.result_type(like.dtype, x)
+    name = _FILL_PREFIX + tokenize(x, dtype, like.chunks)
+    return full(like.shape, x, dtype=dtype, chunks=like.chunks, name=name)
+
+
+def writable(xp: Any, g: Any) -> Any:
+    """``g``, or a copy where it is one of ``broadcast_as``'s read-only Dask fills: a
+    gradient handed to a user is an array of its own, as on NumPy."""
+    name = getattr(g, "name", None)
+    if isinstance(name, str) and name.startswith(_FILL_PREFIX):
+        return g * 1  # elementwise: a new, writable array, made chunk by chunk
+    return g

@@ -250,8 +250,6 @@ def _xp_power_base_grad(a: Any, b: Any) -> Any:
 def _xp_broadcast_like(a: Any, like: Any) -> Any:
     xp = namespace_of(a, like)
     shape = np.broadcast_shapes(_shape_of(a), _shape_of(like))  # of shapes, not arrays
-    if a.__class__ in _PY_NUMBERS:
-        a = xp.asarray(a)
     return broadcast_as(xp, a, like, shape)
 
 

@@ -13,7 +13,7 @@ from typing import Any, Final
 import numpy as np
 
 from ._arrays import grad_dtype, owned, sum_to
-from .backend import broadcast_as, is_numpy, namespace_of
+from .backend import broadcast_as, is_numpy, namespace_of, writable
 from .errors import GradientError
 from .nodes import Node, Operator
 
@@ -114,7 +114,7 @@ def shape_token(v: Any) -> Any:
         return v.shape
     if v.__class__ is float:
         return v
-    return np.shape(v)
+    return tuple(np.shape(v))  # a plain tuple: torch's shapes are a subclass of it
 
 
 def numpy_floats(values: Sequence[Any]) -> list[Any]:
@@ -180,10 +180,10 @@ def _finish_foreign(g: Any, value: Any) -> Any:
     if g is None:
         return xp.zeros_like(value, dtype=dt) if like is value else xp.zeros(shape, dtype=dt)
     if is_numpy(g):  # a gradient that came out as a number: spread over the value
-        return broadcast_as(xp, xp.asarray(g, dtype=dt), value, shape)
+        return writable(xp, broadcast_as(xp, xp.asarray(g, dtype=dt), value, shape))
     if g.dtype != dt:
         g = xp.astype(g, dt)
-    return g
+    return writable(xp, g)
 
 
 def finish_gradients(

@@ -187,22 +187,23 @@ def _xp_scatter_add(g: Any, like: Any, index: Any) -> Any:
     elif g.dtype != dtype:
         g = xp.astype(g, dtype)
     parts = _parts(index)
-    if _is_basic(index):
+    import array_api_compat
+
+    z = xp.zeros(shape, dtype=dtype)
+    if _is_basic(index) and array_api_compat.is_writeable_array(z):
         # Each element is picked once: a plain write. None adds a length-1 axis to the
         # forward's result but names no axis of the zeros, so it is left out here.
+        # (JAX's arrays are never written: they take the gather below.)
         key = _full(tuple(p for p in parts if p is not None))
         g = xp.broadcast_to(g, _dummy(shape)[index].shape)
-        z = xp.zeros(shape, dtype=dtype)
         z[key] = reshape(xp, g, _dummy(shape)[key].shape)
         return z
     pos = _positions(index, shape)
     if not pos.size:  # nothing picked (an empty index, an all-False mask)
-        return xp.zeros(shape, dtype=dtype)
+        return z
     g = reshape(xp, xp.broadcast_to(g, pos.shape), (-1,))
     keys, sums = _sums_by_position(xp, g, pos.reshape(-1))
     size = math.prod(shape)
-    import array_api_compat
-
     if array_api_compat.is_dask_namespace(xp):
         z = xp.zeros((size,), dtype=dtype)
         z[keys] = sums

@@ -18,7 +18,7 @@ from autodag import OpDef, Sample
 from autodag.axes import checked_axes as _checked_axes
 from autodag.backend import broadcast_as, is_array, namespace_of
 
-from ._xp import NUMPY, float_dtype, floated, foreign, shape_of
+from ._xp import NUMPY, PY_NUMBERS, float_dtype, floated, foreign, shape_of
 
 __all__ = ["MAX", "MAX_WEIGHTS", "MEAN", "MEAN_GRAD", "SUM"]
 
@@ -121,6 +121,9 @@ def _xp_mean_grad(g: Any, like: Any, axis: Any, keepdims: bool) -> Any:
     shape = shape_of(like)
     axes = _checked_axes("mean", axis, shape)
     count = math.prod(shape[ax] for ax in axes)
+    if g.__class__ in PY_NUMBERS and not isinstance(g, complex):
+        # A loss's seed: spread as a number, which Dask makes inside the tasks reading it.
+        return broadcast_as(xp, float(g) / count if count else float(g), like, shape)
     ge = floated(xp, g)  # the standard divides floating arrays only
     if not (keepdims or axis is None):
         for ax in sorted(axes):  # increasing: each an axis of the result, as numpy's tuple

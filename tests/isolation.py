@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 
-FIRST_PARTY = ("autodag-math", "autodag-array", "autodag-nn")
+FIRST_PARTY = ("autodag-math", "autodag-array", "autodag-nn", "autodag-linalg")
 MEANT = (*FIRST_PARTY, "tplug-*")
 
 

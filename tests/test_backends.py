@@ -2,7 +2,8 @@
 Dask; CuPy with a GPU), through the calls users make.
 
 For each op with ``samples`` (its first ``N_SAMPLES`` of them, drawn with
-``numpy.random.default_rng(0)``), the sample's inputs are converted to the backend
+``numpy.random.default_rng(0)``; the second runs in ``make slow``), the sample's inputs
+are converted to the backend
 (``tests/backends.py``) and made a graph as ``autodag.testing.check_op`` makes it:
 float inputs become Variables (in float64; Python numbers stay Python numbers),
 integer and boolean inputs (labels, masks) Constants, held fixed. Then, one test each:
@@ -48,7 +49,7 @@ from autodag.backend import BackendError
 from autodag.opdef import OpDef, Sample
 from autodag.registry import RegisteredOp
 
-from .backends import NUMPY, PARAMS, Backend, counting, is_py_number
+from .backends import NUMPY, PARAMS, Backend, counting, is_py_number, params
 from .fd import numeric_grads
 from .isolation import FIRST_PARTY
 
@@ -168,9 +169,13 @@ ALL: Final = [_case(n, k) for n, k in _case_names()]
 
 
 def _params(pick: Callable[[Case], bool]) -> list[Any]:
-    return [pytest.param(c.name, c.index, id=c.id) for c in ALL if pick(c)]
+    # Each op's first sample in make test, its second in make slow (which CI runs too).
+    return [pytest.param(c.name, c.index, id=c.id, marks=[pytest.mark.slow] if c.index else [])
+            for c in ALL if pick(c)]
 
 
+#: Second order and forward mode build the most: their Dask cases run in make slow.
+SYMBOLIC_PARAMS: Final = params(slow=("torch", "jax", "dask"))
 VALUE_CASES: Final = _params(lambda c: True)
 GRAD_CASES: Final = _params(lambda c: c.differentiable)
 SYMBOLIC_CASES: Final = _params(lambda c: c.symbolic)
@@ -437,7 +442,7 @@ def test_gradients(name: str, index: int, backend: Backend) -> None:
                          f"autodag.gradients of op {case.id} on {backend.name}")
 
 
-@pytest.mark.parametrize("backend", PARAMS)
+@pytest.mark.parametrize("backend", SYMBOLIC_PARAMS)
 @pytest.mark.parametrize(("name", "index"), SYMBOLIC_CASES)
 def test_second_order(name: str, index: int, backend: Backend) -> None:
     case = _case(name, index)
@@ -468,7 +473,7 @@ def test_second_order(name: str, index: int, backend: Backend) -> None:
                    RTOL2, ATOL2)
 
 
-@pytest.mark.parametrize("backend", PARAMS)
+@pytest.mark.parametrize("backend", SYMBOLIC_PARAMS)
 @pytest.mark.parametrize(("name", "index"), SYMBOLIC_CASES)
 def test_jvp(name: str, index: int, backend: Backend) -> None:
     case = _case(name, index)

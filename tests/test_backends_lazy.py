@@ -197,7 +197,8 @@ def test_dask_lazy_and_right(model_name: str, entry: str) -> None:
         np.testing.assert_allclose(g, w, rtol=RTOL, atol=ATOL, err_msg=what)
 
 
-@pytest.mark.parametrize("backend", params("strict", "cupy", "torch", "jax"))
+@pytest.mark.parametrize("backend", params("strict", "cupy", "torch", "jax",
+                                           slow=("torch", "jax")))
 @pytest.mark.parametrize("entry", ENTRIES)
 @pytest.mark.parametrize("model_name", sorted(MODELS))
 def test_models_on_eager_backends(model_name: str, entry: str, backend: Backend) -> None:
@@ -344,7 +345,7 @@ def test_numpy_only_op_is_refused_by_name(numpy_only_op: None, backend: Backend,
     with ComputeCounter() as inside, pytest.raises(BackendError) as info:
         with ad.Graph():
             x = ad.Variable(backend.to_backend(a), name="x")
-            y = ad.ops.numpy_only_square(x) * 2.0
+            y = ad.ops.get("numpy_only_square")(x) * 2.0
         if call == "evaluate":
             ad.evaluate(y)
         elif call == "grad":
@@ -366,7 +367,7 @@ def test_numpy_only_op_derivatives_without_its_forward(numpy_only_op: None,
     with ComputeCounter() as inside:
         with ad.Graph():
             x = ad.Variable(backend.to_backend(a), name="x")
-            y = ad.ops.numpy_only_square(x) * 2.0
+            y = ad.ops.get("numpy_only_square")(x) * 2.0
         tangent = ad.jvp(y, [x], [backend.to_backend(t)])
         (grad,) = ad.evaluate(ad.gradients(y, [x], grad_ys=backend.to_backend(t)))
     assert inside.count == 0
@@ -378,7 +379,7 @@ def test_numpy_only_op_derivatives_without_its_forward(numpy_only_op: None,
 def test_numpy_only_op_runs_on_numpy(numpy_only_op: None) -> None:
     with ad.Graph():
         x = ad.Variable(np.array([1.0, -2.0, 3.0]), name="x")
-        y = ad.ops.numpy_only_square(x) * 2.0
+        y = ad.ops.get("numpy_only_square")(x) * 2.0
     np.testing.assert_array_equal(ad.evaluate(y), [2.0, 8.0, 18.0])
     np.testing.assert_array_equal(ad.grad(y, [x])[0], [4.0, -8.0, 12.0])
 

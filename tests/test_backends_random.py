@@ -44,7 +44,7 @@ N_LOOP_CASES: Final = 8
 SLOW_LOOP_OPS: Final = 600
 N_SLOW_LOOP_CASES: Final = 6
 
-BACKENDS: Final = params("strict", "dask", "cupy", "torch", "jax")
+BACKENDS: Final = params("strict", "dask", "cupy", "torch", "jax", slow=("torch", "jax"))
 
 
 def _native(backend: Backend, value: Any, what: str, zero_ok: bool = False) -> Any:

@@ -240,7 +240,7 @@ def test_intermediates_no_rule_reads_are_dropped_before_the_backward_pass() -> N
         with ad.Graph():
             x = ad.Placeholder(name="x")
             # h is read by no backward rule (the multiply rule for h reads the constant).
-            z = ad.ops.sum(ad.ops.probe_value(ad.ops.track_value(x) * 2.0))
+            z = ad.ops.sum(ad.ops.get("probe_value")(ad.ops.get("track_value")(x) * 2.0))
         prog = ad.compile(z, wrt=[x], inputs=[x])
         _, (gx,) = prog(np.arange(4.0))
     finally:

@@ -94,14 +94,15 @@ def test_third_party_templates_are_written_out_and_match_finite_differences(
 ) -> None:
     with ad.Graph():
         x, y = ad.Placeholder(name="x"), ad.Placeholder(name="y")
-        m = ad.ops.mix(x, y)
-        z = ad.ops.grow(m * 0.25) + m / (1 + x * x)
+        m = ad.ops.get("mix")(x, y)
+        z = ad.ops.get("grow")(m * 0.25) + m / (1 + x * x)
     prog = ad.compile(z, wrt=[x, y], inputs=[x, y])
     src = prog.source
     # grow answers in NumPy: the scalar function hands every call on to the general one.
     assert "def _scalar" in src and "def _plan" in src
     assert "v0 * v0 * v1 - 3 * v1" in src
-    assert "_xp_expm1(" in src
+    # xp.expm1 in the template: the math plugin's expm1 op, or NumPy's where it is absent.
+    assert "_xf_expm1(" in src or "_xp_expm1(" in src
     rng = np.random.default_rng(7)
     for xv, yv in [(0.7, -0.4), (-1.2, 0.3)]:
         value, grads = prog(xv, yv)
@@ -122,7 +123,7 @@ def test_third_party_templates_are_written_out_and_match_finite_differences(
 def test_an_op_with_operator_templates_gets_the_scalar_function(third_party: None) -> None:
     with ad.Graph():
         x, y = ad.Placeholder(name="x"), ad.Placeholder(name="y")
-        z = ad.ops.mix(x, y) * x
+        z = ad.ops.get("mix")(x, y) * x
     prog = ad.compile(z, wrt=[x, y], inputs=[x, y])
     assert "def _scalar" in prog.source
 
@@ -193,7 +194,7 @@ def test_an_overriding_op_runs_its_own_rules_not_the_builtin_templates(
 def test_what_an_ops_rules_share_is_computed_once(third_party: None) -> None:
     with ad.Graph():
         x, y, w = (ad.Placeholder(name=n) for n in "xyw")
-        z = ad.ops.tri(x * w, y, w) * y
+        z = ad.ops.get("tri")(x * w, y, w) * y
     prog = ad.compile(z, wrt=[x, y, w], inputs=[x, y, w])
     assert "(_q := " in prog.source and "_q = " in prog.source  # scalar, then general
 

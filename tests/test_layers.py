@@ -12,11 +12,11 @@ SRC = Path(__file__).resolve().parent.parent / "src" / "autodag"
 
 #: Layers, lowest first (CONTRIBUTING.md's layout section shows the same order).
 LAYERS: list[set[str]] = [
-    {"errors", "_arrays", "sites", "axes", "backend"},
-    {"opdef", "hookspecs"},
+    {"errors", "_arrays", "sites", "axes", "backend", "shapehook"},
+    {"opdef", "hookspecs", "opsig"},
     {"builtin", "builtin_rules", "namespace"},
     {"plugins", "registry"},
-    {"graph", "nodes", "overloading", "nodeargs", "valuecheck"},
+    {"graph", "nodes", "overloading", "npcalls", "nodeargs", "valuecheck"},
     {"traversal", "shapes"},
     {"runtime", "interpreter", "feeds", "foreign"},
     {"compiler"},
@@ -24,7 +24,8 @@ LAYERS: list[set[str]] = [
     {"symbolic", "graph_namespace", "forward"},
     {"viz", "optim", "testing", "opcheck", "ops", "expr", "expr_syntax", "expr_build",
      "values", "plugin_cli", "charts", "demo", "demo_dask", "demo_model", "progress", "cli",
-     "cli_args", "cli_grad", "cli_files", "cli_print", "budget", "__main__", "__init__"},
+     "cli_args", "cli_grad", "cli_files", "cli_print", "budget", "opstubs", "__main__",
+     "__init__"},
 ]
 #: The one allowed upward import: a node's or graph's notebook display draws it with
 #: ``viz``, lazily, when a notebook asks.

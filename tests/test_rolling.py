@@ -369,7 +369,7 @@ def test_errors_in_an_array_loop_name_the_failing_repetition() -> None:
             h: Any = x0
             caps = []
             for _ in range(200):
-                h = ad.ops.capped(ad.ops.tanh(h) * 0.5 + h)
+                h = ad.ops.get("capped")(ad.ops.tanh(h) * 0.5 + h)
                 caps.append(h)
             loss = ad.ops.sum(h)
         prog = ad.compile(loss, wrt=[x0], inputs=[x0])

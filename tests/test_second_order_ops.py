@@ -65,7 +65,9 @@ def _cases() -> list[Any]:
         if not samples:
             cases.append(pytest.param(name, None, id=f"{name}-no-samples"))
         for i, s in enumerate(samples):
-            cases.append(pytest.param(name, s, id=f"{name}-{i}"))
+            # The first two samples in make test, the rest in make slow (CI runs both).
+            marks = [pytest.mark.slow] if i >= 2 else []
+            cases.append(pytest.param(name, s, id=f"{name}-{i}", marks=marks))
     return cases
 
 

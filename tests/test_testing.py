@@ -164,7 +164,8 @@ def plugin() -> Iterator[Any]:
 
 
 def np_cos_rule(xp: Any, g: Any, out: Any, a: Any) -> Any:
-    return g * np.cos(a)  # NumPy, not xp: fine on numbers, a TypeError on nodes
+    # NumPy with no op behind it: fine on numbers, a NumpyFunctionError on nodes.
+    return g * np.cos(np.asarray(a))
 
 
 NP_SIN = ad.OpDef(name="np_sin", arity=1, forward=np.sin, backward=(np_cos_rule,),
@@ -175,7 +176,7 @@ def test_a_numpy_call_in_a_symbolic_rule_fails_naming_op_plugin_and_rule(plugin:
     plugin(NP_SIN)
     with ad.Graph():
         x = ad.Variable(np.array([0.2, 0.5]))
-        y = ad.ops.np_sin(x)
+        y = ad.ops.get("np_sin")(x)
     np.testing.assert_allclose(ad.grad(y, [x])[0], np.cos(x.value))  # first order is fine
     with pytest.raises(OpCheckError) as info:
         check_op("np_sin")
@@ -183,9 +184,9 @@ def test_a_numpy_call_in_a_symbolic_rule_fails_naming_op_plugin_and_rule(plugin:
     assert msg.startswith("op 'np_sin' from plugin 'tcheck' (registered at run time), sample 0")
     assert "autodag.gradients (the symbolic gradient" in msg
     assert "the backward rule of input 0 of node 'np_sin/0'" in msg
-    assert "raised TypeError: operand 'Variable' does not support ufuncs" in msg
+    assert "raised NumpyFunctionError: node " in msg and "is a graph node" in msg
     assert "use xp.<name> (xp.cos(a)) instead, or declare the op symbolic=False" in msg
-    assert "test_testing.py" in msg and "return g * np.cos(a)" in msg  # the rule's line
+    assert "test_testing.py" in msg and "return g * np.cos(np.asarray(a))" in msg
     assert isinstance(info.value.__cause__, ad.SymbolicGradientError)
     # Declared NumPy-only, the same op passes: first order only.
     res = check_op(ad.OpDef(name="np_sin", arity=1, forward=np.sin, backward=(np_cos_rule,),
@@ -197,13 +198,14 @@ def test_gradients_and_jvp_name_the_op_whose_rule_failed_on_nodes(plugin: Any) -
     plugin(NP_SIN)
     with ad.Graph():
         x = ad.Variable(np.array([0.2, 0.5]), name="x")
-        y = ad.ops.np_sin(x)
+        y = ad.ops.get("np_sin")(x)
     site = r"created at .*test_testing.py:\d+"
     rule = r"the backward rule of input 0 of node 'np_sin/0' \(op 'np_sin' from plugin 'tcheck'"
-    with pytest.raises(ad.SymbolicGradientError, match=rf"{rule}.*{site}.*TypeError") as info:
+    with pytest.raises(ad.SymbolicGradientError,
+                       match=rf"{rule}.*{site}.*NumpyFunctionError") as info:
         ad.gradients(y, [x], grad_ys=np.ones(2))
     assert isinstance(info.value.__cause__, TypeError)
-    with pytest.raises(ad.SymbolicGradientError, match=rf"{rule}.*{site}.*TypeError"):
+    with pytest.raises(ad.SymbolicGradientError, match=rf"{rule}.*{site}.*NumpyFunctionError"):
         ad.jvp(y, [x], [np.ones(2)])
     with pytest.raises(ad.GradientError, match="symbolic=False"):
         ad.hessian(ad.ops.sum(y), x)
@@ -212,10 +214,11 @@ def test_gradients_and_jvp_name_the_op_whose_rule_failed_on_nodes(plugin: Any) -
 def test_a_numpy_call_in_a_jvp_rule_is_named_too(plugin: Any) -> None:
     plugin(ad.OpDef(name="sin_jvp", arity=1, forward=np.sin,
                     backward=(lambda xp, g, out, a: g * xp.cos(a),),
-                    jvp=lambda xp, ts, out, a: ts[0] * np.cos(a), samples=_samples))
+                    jvp=lambda xp, ts, out, a: ts[0] * np.cos(np.asarray(a)),
+                    samples=_samples))
     with pytest.raises(OpCheckError,
                        match=r"autodag.jvp .*failed.*the jvp rule of node 'sin_jvp/\d+'.*"
-                             r"TypeError"):
+                             r"NumpyFunctionError"):
         check_op("sin_jvp")
 
 

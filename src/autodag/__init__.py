@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import Any as _Any
 
 from . import hookspecs, ops
+from . import shapes as _shapes  # noqa: F401  # installs the static shapes of Operator.shape
 from .backend import BackendError
 from .errors import (
     ArgumentError,
@@ -23,6 +24,7 @@ from .errors import (
     GradientError,
     GraphMismatchError,
     MissingFeedError,
+    NumpyFunctionError,
     OpConflictError,
     OpDefinitionError,
     OpExecutionError,
@@ -108,6 +110,7 @@ __all__ = [
     "GraphMismatchError",
     "MissingFeedError",
     "Node",
+    "NumpyFunctionError",
     "OpConflictError",
     "OpDef",
     "OpDefinitionError",

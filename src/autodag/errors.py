@@ -9,6 +9,7 @@ __all__ = [
     "GradientError",
     "GraphMismatchError",
     "MissingFeedError",
+    "NumpyFunctionError",
     "OpConflictError",
     "OpDefinitionError",
     "OpExecutionError",
@@ -43,6 +44,11 @@ class OpDefinitionError(AutodagError, ValueError):
 
 class OpNotFoundError(AutodagError, AttributeError):
     """No registered op has the requested name."""
+
+
+class NumpyFunctionError(AutodagError, TypeError):
+    """A NumPy function was given a node but no op stands for it (or NumPy asked for the
+    node's value as an array: ``np.asarray(node)``; evaluate it instead)."""
 
 
 class PluginConflictError(AutodagError):

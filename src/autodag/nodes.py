@@ -15,6 +15,7 @@ from .backend import is_array, is_numpy, namespace_of
 from .errors import ArgumentError, FeedError, GraphMismatchError
 from .graph import Graph, NodeSet, active_graph, get_default_graph
 from .overloading import Overloads
+from .shapehook import static_shape
 from .sites import creation_site
 from .valuecheck import as_value
 
@@ -277,6 +278,15 @@ class Operator(Node):
         self.attrs = attrs
         self._value = None
         self.graph._add(self, self.graph.operators)
+
+    @property
+    def shape(self) -> tuple[int, ...] | None:
+        """Shape of the current value, or before it runs the statically inferred one
+        (None when it cannot be inferred), so that NumPy code reading ``x.shape`` ports."""
+        v = self._value
+        if v is not None:
+            return tuple(np.shape(v))
+        return static_shape(self)
 
     def describe(self) -> str:
         """``node 'add/0' (op 'add' from plugin ..., created at file:line)``, for errors."""

@@ -122,6 +122,15 @@ class OpDef:
     #: none), using ``{g}``, ``{out}``, ``{0}``, ``{1}``... (``("{g} * {1}", "{g} * {0}")``).
     inline_vjps: tuple[str | None, ...] | None = None
     doc: str = ""
+    #: Optional: maps a call written as NumPy writes it to this op's (args, kwargs), for
+    #: NumPy signatures the inputs-then-attributes form cannot take (numpy.einsum's
+    #: ``einsum("ij,jk", a, b)``). Returns the call unchanged when it is already the op's.
+    numpy_call: Callable[[tuple[Any, ...], dict[str, Any]],
+                         tuple[tuple[Any, ...], dict[str, Any]]] | None = None
+    #: Optional: what ``numpy.<name>(...)`` called on nodes returns, built from ops, for
+    #: NumPy functions whose result is not one node (``numpy.linalg.slogdet``'s pair
+    #: ``(sign, logabsdet)``). Without it the call builds this op's node.
+    numpy_function: Callable[..., Any] | None = None
     _vjps: tuple[VjpRule | None, ...] | None = field(init=False, repr=False, default=None)
     _joint: BackwardRule | None = field(init=False, repr=False, default=None)
 
@@ -254,6 +263,8 @@ class OpDef:
         """Split a NumPy-style call into (inputs, attributes), checking both."""
         if not kwargs and not self.attributes and len(args) == self.arity:
             return tuple(args), {}  # the common case, asked for every node built
+        if self.numpy_call is not None:
+            args, kwargs = self.numpy_call(tuple(args), dict(kwargs))
         attr_names = list(self.attributes)
         if self.arity is None:
             if not args:

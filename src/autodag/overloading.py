@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .errors import ArgumentError
+from .errors import ArgumentError, NumpyFunctionError
+from .npcalls import array_function, array_ufunc
 
 if TYPE_CHECKING:
     from .nodes import Operator
@@ -25,9 +26,6 @@ _S = TypeVar("_S", bound="Overloads")
 class Overloads:
     """Python operators and NumPy-style methods that build op nodes."""
 
-    # NumPy must hand binary operations with a node on the right back to the node,
-    # instead of building an object array of nodes.
-    __array_ufunc__ = None
     __array_priority__ = 1000
     __slots__ = ()
 
@@ -42,6 +40,23 @@ class Overloads:
     def _call(op_name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Operator:
         """The node of op ``op_name`` called with ``args`` and ``kwargs``."""
         raise NotImplementedError
+
+    # --- NumPy's functions and ufuncs on nodes (autodag.npcalls) -----------------------
+    def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        return array_ufunc(self._call, ufunc, method, inputs, kwargs)
+
+    def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
+        return array_function(self._call, func, tuple(args), dict(kwargs))
+
+    if not TYPE_CHECKING:
+        # Hidden from type checkers: NumPy's stubs would take a node for an array then
+        # (``ndarray @ node`` typed as an ndarray, not the node it is).
+        def __array__(self, dtype: Any = None, copy: Any = None) -> Any:
+            # Without this NumPy would make a 0-d object array holding the node.
+            raise NumpyFunctionError(
+                f"node {self.name!r} is a graph node, not an array: NumPy asked for its "
+                f"value; compute it with autodag.evaluate(node) and use the result"
+            )
 
     # --- arithmetic -----------------------------------------------------------------
     def __add__(self, other: Any) -> Any:
@@ -79,6 +94,12 @@ class Overloads:
 
     def __rmatmul__(self, other: Any) -> Any:
         return self._binary("matmul", other, self)
+
+    def __mod__(self, other: Any) -> Any:
+        return self._binary("mod", self, other)
+
+    def __rmod__(self, other: Any) -> Any:
+        return self._binary("mod", other, self)
 
     def __neg__(self) -> Operator:
         return self._call("negate", (self,), {})
@@ -124,6 +145,38 @@ class Overloads:
     def max(self, axis: Any = None, keepdims: bool = False) -> Operator:
         """``max(self, axis, keepdims)``."""
         return self._call("max", (self,), {"axis": axis, "keepdims": keepdims})
+
+    def min(self, axis: Any = None, keepdims: bool = False) -> Operator:
+        """``min(self, axis, keepdims)``."""
+        return self._call("min", (self,), {"axis": axis, "keepdims": keepdims})
+
+    def prod(self, axis: Any = None, keepdims: bool = False) -> Operator:
+        """``prod(self, axis, keepdims)``."""
+        return self._call("prod", (self,), {"axis": axis, "keepdims": keepdims})
+
+    def var(self, axis: Any = None, ddof: float = 0, keepdims: bool = False) -> Operator:
+        """``var(self, axis, ddof, keepdims)``."""
+        return self._call("var", (self,), {"axis": axis, "ddof": ddof, "keepdims": keepdims})
+
+    def std(self, axis: Any = None, ddof: float = 0, keepdims: bool = False) -> Operator:
+        """``std(self, axis, ddof, keepdims)``."""
+        return self._call("std", (self,), {"axis": axis, "ddof": ddof, "keepdims": keepdims})
+
+    def argmax(self, axis: Any = None) -> Operator:
+        """``argmax(self, axis)`` (no gradient)."""
+        return self._call("argmax", (self,), {"axis": axis})
+
+    def argmin(self, axis: Any = None) -> Operator:
+        """``argmin(self, axis)`` (no gradient)."""
+        return self._call("argmin", (self,), {"axis": axis})
+
+    def cumsum(self, axis: Any = None) -> Operator:
+        """``cumsum(self, axis)``."""
+        return self._call("cumsum", (self,), {"axis": axis})
+
+    def ravel(self) -> Operator:
+        """``ravel(self)``."""
+        return self._call("ravel", (self,), {})
 
     def reshape(self, *shape: Any) -> Operator:
         """``reshape(self, shape)``; takes ``x.reshape(2, 3)`` or ``x.reshape((2, 3))``."""

@@ -17,7 +17,13 @@ from typing import Any
 import numpy as np
 
 from ._arrays import grad_dtype
-from .errors import ArgumentError, AutodagError, GradientError, SymbolicGradientError
+from .errors import (
+    ArgumentError,
+    AutodagError,
+    GradientError,
+    NumpyFunctionError,
+    SymbolicGradientError,
+)
 from .graph import Graph
 from .graph_namespace import GraphNamespace
 from .nodeargs import common_graph, node_list
@@ -166,16 +172,23 @@ def call_rule(rule: Any, node: Operator, which: str, /, *args: Any, **attrs: Any
     """
     try:
         return rule(*args, **attrs)
+    except NumpyFunctionError as exc:
+        raise _rule_error(which, node, exc) from exc  # a NumPy call no op stands for
     except AutodagError:
         raise
     except Exception as exc:
-        raise SymbolicGradientError(
-            f"the {which} of {node.describe()} raised {type(exc).__name__}: {exc}; it "
-            f"ran to build symbolic derivatives (autodag.gradients, second order, forward "
-            f"mode), so its arguments were nodes, not arrays. If the rule calls NumPy on "
-            f"them (np.cos(a)), use xp.<name> (xp.cos(a)) instead, or declare the op "
-            f"symbolic=False (first-order autodag.grad only)"
-        ) from exc
+        raise _rule_error(which, node, exc) from exc
+
+
+def _rule_error(which: str, node: Operator, exc: Exception) -> SymbolicGradientError:
+    return SymbolicGradientError(
+        f"the {which} of {node.describe()} raised {type(exc).__name__}: {exc}; it "
+        f"ran to build symbolic derivatives (autodag.gradients, second order, forward "
+        f"mode), so its arguments were nodes, not arrays. If the rule calls a NumPy "
+        f"function no registered op stands for (np.asarray(a), np.cbrt(a)), use "
+        f"xp.<name> (xp.cos(a)) instead, or declare the op symbolic=False (first-order "
+        f"autodag.grad only)"
+    )
 
 
 @dataclass(frozen=True, eq=False)

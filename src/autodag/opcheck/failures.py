@@ -11,7 +11,7 @@ from typing import Final, TypeVar
 
 import numpy as np
 
-from ..errors import AutodagError, SymbolicGradientError
+from ..errors import AutodagError, NumpyFunctionError, SymbolicGradientError
 from .case import Case
 from .results import OpCheckError
 
@@ -72,10 +72,12 @@ def _explain_missing(case: Case, stage: str, text: str,
 
 
 def _root_cause(exc: BaseException) -> BaseException | None:
-    """The first exception in ``exc``'s chain that autodag did not raise on purpose."""
+    """The first exception in ``exc``'s chain that autodag did not raise on purpose, or
+    a NumPy call on a node (raised in the rule's own line)."""
     seen: BaseException | None = exc
     while seen is not None:
-        if not isinstance(seen, (AutodagError, OpCheckError)):
+        if isinstance(seen, NumpyFunctionError) or not isinstance(
+                seen, (AutodagError, OpCheckError)):
             return seen
         seen = seen.__cause__
     return None

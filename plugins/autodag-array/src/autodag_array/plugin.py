@@ -13,7 +13,12 @@ its own backward rule, so every op can be differentiated again.
 
 Every op runs on any array-API backend (``array_api=True``): NumPy arrays and Python
 numbers take NumPy, another library's arrays its own namespace, never converted. The
-ops are defined by concern in :mod:`.reductions`, :mod:`.shaping` and :mod:`.indexing`.
+ops are defined by concern: :mod:`.reductions` (sum, mean, max), :mod:`.statistics`
+(min, ptp, var, std, average, median, argmax, argmin), :mod:`.shaping`,
+:mod:`.reorder` (flip, roll, moveaxis, rot90, ravel, atleast_nd, sort, argsort, cumsum,
+cumprod), :mod:`.indexing`, :mod:`.along` (take_along_axis) and :mod:`.gather` (repeat,
+tile, take, pad, diff). split and array_split, which return several nodes, are functions
+of :mod:`.splitting`, not ops; prod is in :mod:`.products`.
 """
 
 from __future__ import annotations
@@ -23,8 +28,36 @@ from typing import Final
 import autodag
 from autodag import OpDef
 
+from .along import PUT_ALONG_AXIS_ADD, TAKE_ALONG_AXIS
+from .gather import (
+    DIFF,
+    DIFF_GRAD,
+    PAD,
+    PAD_GRAD,
+    REPEAT,
+    REPEAT_GRAD,
+    TAKE,
+    TAKE_GRAD,
+    TILE,
+    TILE_GRAD,
+)
 from .indexing import GETITEM, SCATTER_ADD
+from .products import PROD, PROD_OTHERS
 from .reductions import MAX, MAX_WEIGHTS, MEAN, MEAN_GRAD, SUM
+from .reorder import (
+    ARGSORT,
+    ATLEAST_1D,
+    ATLEAST_2D,
+    ATLEAST_3D,
+    CUMPROD,
+    CUMSUM,
+    FLIP,
+    MOVEAXIS,
+    RAVEL,
+    ROLL,
+    ROT90,
+    SORT,
+)
 from .shaping import (
     BROADCAST_TO,
     CONCAT_PAD,
@@ -35,6 +68,18 @@ from .shaping import (
     STACK,
     STOP_GRADIENT,
     TRANSPOSE,
+)
+from .statistics import (
+    ARGMAX,
+    ARGMIN,
+    AVERAGE,
+    AVERAGE_GRAD,
+    MEDIAN,
+    MEDIAN_WEIGHTS,
+    MIN,
+    PTP,
+    STD,
+    VAR,
 )
 
 __all__ = ["OPS", "autodag_register_ops"]
@@ -50,6 +95,33 @@ OPS: Final[tuple[OpDef, ...]] = (
     CONCATENATE,
     STACK,
     STOP_GRADIENT,
+    MIN,
+    PROD,
+    PTP,
+    VAR,
+    STD,
+    AVERAGE,
+    MEDIAN,
+    ARGMAX,
+    ARGMIN,
+    ARGSORT,
+    CUMSUM,
+    CUMPROD,
+    RAVEL,
+    MOVEAXIS,
+    FLIP,
+    ROLL,
+    ROT90,
+    ATLEAST_1D,
+    ATLEAST_2D,
+    ATLEAST_3D,
+    SORT,
+    TAKE_ALONG_AXIS,
+    REPEAT,
+    TILE,
+    TAKE,
+    PAD,
+    DIFF,
     # Helpers that backward rules call through xp; each is differentiable again.
     MEAN_GRAD,
     MAX_WEIGHTS,
@@ -57,6 +129,15 @@ OPS: Final[tuple[OpDef, ...]] = (
     SCATTER_ADD,
     CONCAT_PART,
     CONCAT_PAD,
+    AVERAGE_GRAD,
+    MEDIAN_WEIGHTS,
+    PUT_ALONG_AXIS_ADD,
+    PROD_OTHERS,
+    REPEAT_GRAD,
+    TILE_GRAD,
+    TAKE_GRAD,
+    PAD_GRAD,
+    DIFF_GRAD,
 )
 
 

@@ -1,7 +1,8 @@
 """autodag-math: elementwise math ops for autodag, found through the ``autodag`` entry point.
 
 Installing the distribution is all it takes; ``autodag.ops.exp(x)``, ``abs(x)`` and
-``x < y`` then work. The ops are defined in :mod:`autodag_math.plugin`.
+``x < y`` then work. The hook is in :mod:`autodag_math.plugin`, which lists
+the ops of every module of the package.
 """
 
 from __future__ import annotations

@@ -8,6 +8,11 @@ everywhere): they have no backward rule, and gradients stop at them.
 Every op runs on any array-API backend (``array_api=True``): NumPy arrays and Python
 numbers take NumPy (or ``math``), another library's arrays the function of the same name
 of their own namespace (``autodag.backend.namespace_of``), never a conversion to NumPy.
+
+This module defines the first ones; :mod:`.more` (further functions of one input),
+:mod:`.binary` (``arctan2``, ``hypot``, ``logaddexp``, ``fmax``, ``mod``, ...) and
+:mod:`.rounding` (``floor``, ``round``, ``isnan``, ``nan_to_num``, ...) the others, all
+registered by the hook below; :mod:`._common` holds what they share.
 """
 
 from __future__ import annotations
@@ -22,61 +27,20 @@ import autodag
 from autodag import OpDef, Sample
 from autodag.backend import is_array, namespace_of
 
+from ._common import NUMPY as _NUMPY
+from ._common import PY_NUMBERS as _PY_NUMBERS
+from ._common import Rng as _Rng
+from ._common import as_arrays as _as_arrays
+from ._common import binary_samples as _binary
+from ._common import elementwise as _elementwise
+from ._common import fast as _fast
+from ._common import two as _two
+from ._common import unary_samples as _unary
+from .binary import OPS as _BINARY
+from .more import OPS as _MORE
+from .rounding import OPS as _ROUNDING
+
 __all__ = ["OPS", "autodag_register_ops"]
-
-_Rng = np.random.Generator
-_PY_NUMBERS: Final = (bool, int, float, complex)
-# The classes of NumPy's and Python's values: one set lookup finds the NumPy fast path
-# (``is_array`` asks more, for the rest: subclasses, lists, other libraries' arrays).
-_NUMPY: Final = frozenset({np.ndarray, bool, int, float, complex, *np.sctypeDict.values()})
-_KINDS: Final = [bool, int, float, complex]  # Python numbers' kinds, narrowest first
-
-
-def _floated(xp: Any, a: Any) -> Any:
-    """An array of another library in floating point, as NumPy computes these functions
-    (float64 for integers and bools, where the standard's functions refuse them)."""
-    if xp.isdtype(a.dtype, ("real floating", "complex floating")):
-        return a
-    return xp.astype(a, xp.float64)
-
-
-def _fast(np_fn: Callable[[Any], Any], math_fn: Callable[[float], float],
-          floating: bool = True, name: str = "") -> Callable[[Any], Any]:
-    """A forward rule that keeps Python floats as Python floats (scalar graphs run fast),
-    computes NumPy values with ``np_fn`` and another library's arrays with the standard's
-    function ``name`` (NumPy's name by default), in floating point when ``floating``."""
-    name = name or np_fn.__name__
-    is_float = floating
-
-    def forward(a: Any) -> Any:
-        if type(a) is float:
-            try:
-                return math_fn(a)
-            except (ValueError, OverflowError):
-                pass  # outside math's domain: NumPy's answer (inf, nan) instead
-        if a.__class__ in _NUMPY or not is_array(a):
-            return np_fn(a)
-        xp = namespace_of(a)
-        return getattr(xp, name)(_floated(xp, a) if is_float else a)
-
-    forward.__name__ = np_fn.__name__
-    return forward
-
-
-def _two(np_fn: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
-    """``np_fn`` for NumPy values, the namesake of another library's namespace for its
-    arrays (which take one Python number beside an array)."""
-    name = np_fn.__name__
-
-    def forward(a: Any, b: Any) -> Any:
-        if ((a.__class__ in _NUMPY or not is_array(a))
-                and (b.__class__ in _NUMPY or not is_array(b))):
-            return np_fn(a, b)
-        return getattr(namespace_of(a, b), name)(a, b)
-
-    forward.__name__ = name
-    return forward
-
 
 def _compare(np_fn: Callable[[Any, Any], Any], py_fn: Callable[[Any, Any], bool]) -> Callable[
     [Any, Any], Any
@@ -96,17 +60,6 @@ def _sign(a: Any) -> Any:
     if a.__class__ in _NUMPY or not is_array(a):
         return np.sign(a)
     return namespace_of(a).sign(a)
-
-
-def _as_arrays(xp: Any, *values: Any) -> list[Any]:
-    """``values`` with one Python number made an array of ``xp`` when no value is an
-    array: a library takes Python numbers beside an array, never numbers alone. The one
-    of the widest kind (as NumPy promotes them: 1.0 and 0 give a float), so that the
-    others are numbers of a kind the array takes."""
-    if not all(v.__class__ in _PY_NUMBERS for v in values):
-        return list(values)
-    widest = max(range(len(values)), key=lambda k: _KINDS.index(values[k].__class__))
-    return [xp.asarray(v) if k == widest else v for k, v in enumerate(values)]
 
 
 def _where(condition: Any, x: Any, y: Any) -> Any:
@@ -167,32 +120,9 @@ def _clip_dhi(xp: Any, g: Any, out: Any, a: Any, lo: Any, hi: Any) -> Any:
 
 
 # --- sample inputs for autodag.testing.check_op -------------------------------------
-def _unary(transform: Callable[[Any], Any] = lambda x: x) -> Callable[[_Rng], list[Sample]]:
-    def samples(rng: _Rng) -> list[Sample]:
-        return [
-            Sample((transform(rng.standard_normal((2, 3))),)),
-            Sample((transform(rng.standard_normal(())),)),
-            Sample((transform(rng.standard_normal((4, 1, 2))),)),
-        ]
-
-    return samples
-
-
 def _away_from_zero(x: Any) -> Any:
     # Finite differences are meaningless within eps of a kink.
     return np.sign(x) * (np.abs(x) + 0.1)
-
-
-def _binary(rng: _Rng) -> list[Sample]:
-    r = rng.standard_normal
-    a = r((2, 3))
-    return [
-        Sample((a, r((2, 3)))),
-        Sample((r((2, 3)), r((3,)))),
-        Sample((r((2, 1)), r((1, 4)))),
-        Sample((r(()), r((2, 2)))),
-        Sample((a, a.copy())),  # ties
-    ]
 
 
 def _where_samples(rng: _Rng) -> list[Sample]:
@@ -222,14 +152,6 @@ def _tanh_vjp(xp: Any, g: Any, out: Any, a: Any) -> Any:
         t *= g
         return t
     return g * (1 - out * out)
-
-
-def _elementwise(
-    name: str, forward: Callable[..., Any], rule: Callable[..., Any],
-    samples: Callable[[_Rng], list[Sample]], doc: str,
-) -> OpDef:
-    return OpDef(name=name, arity=1, forward=forward, backward=(rule,), input_names=("x",),
-                 samples=samples, doc=doc, array_api=True)
 
 
 def _comparison(name: str, np_fn: Callable[[Any, Any], Any],
@@ -289,6 +211,9 @@ OPS: Final[tuple[OpDef, ...]] = (
     _comparison("greater_equal", np.greater_equal, lambda a, b: a >= b, ">="),
     _comparison("equal", np.equal, lambda a, b: a == b, "=="),
     _comparison("not_equal", np.not_equal, lambda a, b: a != b, "!="),
+    *_MORE,
+    *_BINARY,
+    *_ROUNDING,
 )
 
 

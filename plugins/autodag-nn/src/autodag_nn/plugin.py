@@ -1,4 +1,6 @@
-"""The ``nn`` plugin: activations, softmax family, log-sum-exp, softmax cross-entropy.
+"""The ``nn`` plugin: activations, softmax family, log-sum-exp, softmax cross-entropy;
+with more activations, one_hot and layer_norm in :mod:`.activations`, convolutions in
+:mod:`.conv` and pooling in :mod:`.pool`, registered by the same hook.
 
 Forward rules are NumPy and numerically stable: nothing overflows or turns into NaN at
 inputs of +-1000. Axes are taken as scipy.special takes them (None, an int, a tuple of
@@ -9,12 +11,13 @@ Backward rules use Python operators and ``xp.<op>`` only, with ops of autodag-ma
 (``exp``, ``where``, ``greater``) and autodag-array (``sum``), so each op can be
 differentiated again.
 
-Every op runs on any array-API backend (``array_api=True``). NumPy arrays and Python
-numbers take the NumPy code (in-place passes, fused reductions); another library's
-arrays the ``_xp_*`` form beside it, the same formulas in the standard's functions of
-their own namespace, never converted to NumPy and, on a lazy library (Dask), never
-computed: integer labels out of range, which NumPy values refuse with a ValueError,
-give NaN there instead (checking them would compute them).
+Every op of ``OPS`` runs on any array-API backend (``array_api=True``); ``NUMPY_OPS``
+(gelu and its gradient) are NumPy only: they need erf, which no standard function gives.
+NumPy arrays and Python numbers take the NumPy code (in-place passes, fused
+reductions); another library's arrays the ``_xp_*`` form beside it, the same formulas
+in the standard's functions of their own namespace, never converted to NumPy and, on a
+lazy library (Dask), never computed: integer labels out of range, which NumPy values
+refuse with a ValueError, give NaN there instead (checking them would compute them).
 """
 
 from __future__ import annotations
@@ -30,7 +33,11 @@ from autodag import OpDef, Sample, ShapeMismatchError
 from autodag.axes import checked_axes as _checked_axes
 from autodag.backend import is_array, namespace_of
 
-__all__ = ["OPS", "autodag_register_ops"]
+from .activations import ACTIVATION_OPS
+from .conv import CONV_OPS
+from .pool import POOL_OPS
+
+__all__ = ["NUMPY_OPS", "OPS", "autodag_register_ops"]
 
 _Rng = np.random.Generator
 _PY_NUMBERS: Final = (bool, int, float, complex)
@@ -599,10 +606,20 @@ OPS: Final[tuple[OpDef, ...]] = (
           backward=(lambda xp, h, out, g, labels: xp.float_only(h, labels), None),
           samples=_float_only_samples, array_api=True,
           doc="h when labels are floating, else 0: the gradient reaching labels."),
+    # More activations, one_hot and layer_norm (autodag_nn.activations).
+    *(op for op in ACTIVATION_OPS if op.array_api),
+    # Convolutions, pooling and their gradient helpers (autodag_nn.conv, autodag_nn.pool).
+    *CONV_OPS,
+    *POOL_OPS,
 )
+
+#: The ops whose forward is NumPy only (``array_api=False``): gelu and its gradient,
+#: which need erf (activations says why). Kept apart from OPS, every one of which runs on
+#: any array-API backend.
+NUMPY_OPS: Final[tuple[OpDef, ...]] = tuple(op for op in ACTIVATION_OPS if not op.array_api)
 
 
 @autodag.hookimpl
 def autodag_register_ops() -> list[OpDef]:
     """The ops of autodag-nn."""
-    return list(OPS)
+    return [*OPS, *NUMPY_OPS]

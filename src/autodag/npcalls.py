@@ -10,6 +10,7 @@ nothing falls back to NumPy's object arrays, whose answers would be silently wro
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -46,18 +47,19 @@ def op_name_of(func: Any) -> str:
 
 
 def _build(call: Call, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    name = op_name_of(func)
     try:
-        custom = get_registry().get(op_name_of(func)).opdef.numpy_function
-        if custom is not None:
-            return custom(*args, **kwargs)
-        return call(op_name_of(func), args, kwargs)
+        custom = get_registry().get(name).opdef.numpy_function
     except OpNotFoundError as exc:
         raise NumpyFunctionError(
             f"{numpy_name(func)} was called on an autodag node, but no loaded plugin "
-            f"provides an op {op_name_of(func)!r} for it ({exc}); build the graph with "
+            f"provides an op {name!r} for it ({exc}); build the graph with "
             f"autodag.ops, or evaluate the node first (autodag.evaluate) to compute "
             f"with NumPy on its value"
         ) from None
+    if custom is not None:
+        return custom(*args, **kwargs)
+    return call(name, args, kwargs)
 
 
 def array_ufunc(call: Call, ufunc: Any, method: str, inputs: tuple[Any, ...],
@@ -119,7 +121,4 @@ def _metadata(name: str, node: Any) -> Any:
         return shape
     if name == "numpy.ndim":
         return len(shape)
-    size = 1
-    for n in shape:
-        size *= n
-    return size
+    return math.prod(shape)

@@ -72,7 +72,7 @@ def get(name: str) -> OpFunction:
 def __getattr__(name: str) -> OpFunction:
     if name.startswith("__"):
         raise AttributeError(name)
-    return OpFunction(get_registry().get(name))
+    return get(name)
 
 
 def __dir__() -> list[str]:

@@ -64,33 +64,20 @@ def _argmax(x: np.ndarray[Any, Any], k: tuple[int, ...], s: tuple[int, ...],
 
 
 # --- forward rules ------------------------------------------------------------------
-def _max_pool(nd: int) -> Any:
-    op = f"max_pool{nd}d"
+def _pool(nd: int, kind: str) -> Any:
+    """The forward of ``max_pool{nd}d`` or ``avg_pool{nd}d`` (``kind`` "max" or "avg")."""
+    op = f"{kind}_pool{nd}d"
 
     def forward(input: Any, kernel_size: Any, stride: Any, padding: Any) -> Any:
         xp = foreign_namespace(input)
         if xp is not None:
             x = xp_float(xp, input)
             k, s, p, out = _geometry(op, x, nd, kernel_size, stride, padding)
-            return xp_pool(xp, x, "max", k, (s, p, (1,) * nd, out))
+            return xp_pool(xp, x, kind, k, (s, p, (1,) * nd, out))
         x = _float(input)
         k, s, p, _ = _geometry(op, x, nd, kernel_size, stride, padding)
-        return np.max(_flat_windows(x, k, s, p, -np.inf), axis=-1)
-
-    return forward
-
-
-def _avg_pool(nd: int) -> Any:
-    op = f"avg_pool{nd}d"
-
-    def forward(input: Any, kernel_size: Any, stride: Any, padding: Any) -> Any:
-        xp = foreign_namespace(input)
-        if xp is not None:
-            x = xp_float(xp, input)
-            k, s, p, out = _geometry(op, x, nd, kernel_size, stride, padding)
-            return xp_pool(xp, x, "avg", k, (s, p, (1,) * nd, out))
-        x = _float(input)
-        k, s, p, _ = _geometry(op, x, nd, kernel_size, stride, padding)
+        if kind == "max":
+            return np.max(_flat_windows(x, k, s, p, -np.inf), axis=-1)
         r = np.sum(_flat_windows(x, k, s, p, 0.0), axis=-1) / math.prod(k)
         return r.astype(x.dtype, copy=False)
 
@@ -215,7 +202,7 @@ def _helper_samples(which: str) -> Any:
                 x = rng.permutation(math.prod(shape)).reshape(shape) / 4.0
                 full = _attrs(nd, attrs["kernel_size"], attrs.get("stride"),
                               attrs.get("padding", 0))
-                y = _max_pool(nd)(x, **full)
+                y = _pool(nd, "max")(x, **full)
                 first = (rng.standard_normal(x.shape) if which == "pick"
                          else rng.standard_normal(y.shape))
                 out.append(Sample((first, x), full))
@@ -225,8 +212,8 @@ def _helper_samples(which: str) -> Any:
 
 
 def _pool_op(kind: str, nd: int) -> OpDef:
-    forward, vjp = (_max_pool(nd), _max_pool_vjp(nd)) if kind == "max" else (
-        _avg_pool(nd), _avg_pool_vjp(nd))
+    vjp = _max_pool_vjp(nd) if kind == "max" else _avg_pool_vjp(nd)
+    forward = _pool(nd, kind)
     what = ("the maximum (padding -inf)" if kind == "max"
             else "the mean (zero padding counted)")
     return OpDef(name=f"{kind}_pool{nd}d", arity=1, forward=forward, backward=(vjp,),

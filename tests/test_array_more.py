@@ -191,3 +191,76 @@ def test_prod_gradient_is_exact_at_zeros() -> None:
     _fd_check(lambda x: ops.sum(ops.prod(x, axis=1) * w),
               lambda x: np.prod(x, axis=1) * w, a)
     _fd_check(lambda x: ops.prod(x), np.prod, a[2:] * a[:1, ::-1])
+
+
+def test_numpy_split_on_a_node_returns_a_list_of_nodes() -> None:
+    a = np.arange(18.0).reshape(3, 6)
+    with ad.Graph():
+        x: Any = ad.Variable(a)  # NumPy's stubs do not know nodes take its functions
+        pieces: list[Any] = np.split(x, 3, axis=1)
+        uneven: list[Any] = np.array_split(x, 4, axis=1)
+        points: list[Any] = np.split(x, [1], axis=0)
+        for got, want in zip([*pieces, *uneven, *points],
+                             [*np.split(a, 3, axis=1), *np.array_split(a, 4, axis=1),
+                              *np.split(a, [1], axis=0)], strict=True):
+            assert isinstance(got, ad.Node)
+            np.testing.assert_array_equal(ad.evaluate(got), want)
+        loss = ops.sum(pieces[0] * pieces[2]) + ops.sum(uneven[1] ** 2)
+        (g,) = ad.grad(loss, [x])
+        with pytest.raises(ValueError, match="equal sections"):
+            np.split(x, 4, axis=1)
+    want = np.zeros_like(a)
+    want[:, 0:2], want[:, 4:6] = a[:, 4:6], a[:, 0:2]
+    want[:, 2:4] += 2 * a[:, 2:4]
+    np.testing.assert_array_equal(g, want)
+
+
+def test_split_ops_give_one_piece() -> None:
+    a = np.arange(10.0)
+    with ad.Graph():
+        x = ad.Variable(a)
+        last = ops.array_split(x, 3, section=-1)
+        middle = ops.split(x, (2, 7), section=1)
+        np.testing.assert_array_equal(ad.evaluate(last), np.array_split(a, 3)[-1])
+        np.testing.assert_array_equal(ad.evaluate(middle), a[2:7])
+        (g,) = ad.grad(ops.sum(middle * middle), [x])
+        with pytest.raises(ShapeMismatchError, match="section 3"):
+            ad.evaluate(ops.split(x, 2, section=3))
+    np.testing.assert_array_equal(g, np.where((a >= 2) & (a < 7), 2 * a, 0.0))
+
+
+def test_atleast_nd_of_several_nodes_is_a_tuple() -> None:
+    with ad.Graph():
+        x: Any = ad.Variable(np.arange(3.0))
+        y: Any = ad.Variable(2.0)
+        one: Any = np.atleast_2d(y)
+        pair: Any = np.atleast_1d(x, y)
+        triple: Any = np.atleast_3d(x, y, x)
+        assert isinstance(one, ad.Node) and isinstance(pair, tuple) and len(triple) == 3
+        np.testing.assert_array_equal(ad.evaluate(one), np.atleast_2d(2.0))
+        for nodes, arrays in ((pair, np.atleast_1d(np.arange(3.0), 2.0)),
+                              (triple, np.atleast_3d(np.arange(3.0), 2.0, np.arange(3.0)))):
+            for got, want in zip(nodes, arrays, strict=True):
+                np.testing.assert_array_equal(ad.evaluate(got), want)
+
+
+@pytest.mark.parametrize(("axis", "w_shape"), [(None, (3, 4)), (1, (4,)), (0, (3, 4))])
+def test_average_with_node_weights_differentiates_them(axis: Any,
+                                                       w_shape: tuple[int, ...]) -> None:
+    rng = np.random.default_rng(RNG_SEED + 3)
+    a, w = rng.standard_normal((3, 4)), rng.uniform(0.5, 2.0, w_shape)
+    cos = np.cos(np.arange(np.size(np.average(a, axis=axis, weights=w))))
+
+    def ref(x: Any, v: Any) -> Any:
+        return np.sum(np.average(x, axis=axis, weights=v) * cos)
+
+    with ad.Graph():
+        x: Any = ad.Variable(a)
+        v: Any = ad.Variable(w)
+        y = ref(x, v)
+        np.testing.assert_allclose(ad.evaluate(y), ref(a, w), rtol=1e-12)
+        grads = ad.grad(y, [x, v])
+        with pytest.raises(ShapeMismatchError, match="average: "):
+            np.average(x, axis=axis, weights=ops.reshape(v, (-1,))[:2])
+    for got, want in zip(grads, numeric_grads(ref, [a, w]), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-8)

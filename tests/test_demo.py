@@ -164,7 +164,9 @@ def test_importing_autodag_imports_no_plotting_or_progress_library(tmp_path: Pat
 @needs_plugins
 def test_training_reaches_95_percent() -> None:
     out = io.StringIO()
-    result = demo.train_spirals(out, **demo.FULL, progress=demo.ProgressLines(800, out))
+    result = demo.train_spirals(out, steps=demo.FULL["steps"],
+                                n_per_class=demo.FULL["n_per_class"],
+                                progress=demo.ProgressLines(800, out))
     assert len(result.losses) == len(result.accuracies) == demo.FULL["steps"]
     assert result.accuracy >= 0.95
     assert result.losses[-1] < result.losses[0] / 10
@@ -261,7 +263,7 @@ def test_demo_writes_the_documented_files_and_names_what_is_missing(
     _without(monkeypatch, tmp_path, graphviz, python)
     out_dir = tmp_path / "out"
     out = io.StringIO()
-    assert demo.run_demo(out_dir, out, epochs=3, quick=True) == 0
+    assert demo.run_demo(out_dir, out, epochs=3, quick=True, checkpoint=False) == 0
     text = out.getvalue()
 
     expected = ["seed-graph.dot"]
@@ -332,7 +334,7 @@ def test_a_failing_render_leaves_the_dot_files_and_one_note(
     monkeypatch.setattr(demo, "render", broken)
     monkeypatch.setattr(demo, "available_tools", lambda: demo.Tools(True, True, False, False))
     out = io.StringIO()
-    assert demo.run_demo(tmp_path, out, epochs=2, quick=True) == 0
+    assert demo.run_demo(tmp_path, out, epochs=2, quick=True, checkpoint=False) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "curves.csv", "mlp-graph.dot", "seed-graph.dot",
     ]
@@ -359,8 +361,10 @@ def test_autodag_demo_quick_command(tmp_path: Path) -> None:
     text = res.stdout
     assert "dz/dc computed = 2.96" in text and "Node ordering:" in text
     assert "40/40" in text and "training accuracy" in text
+    assert ("checkpoint of step 20 (checkpoint.adg: graph, Adam state, data) resumed in a "
+            "fresh process: steps 21-40 give the same losses, bit for bit") in text
     tools = demo.available_tools()  # the same environment as the command's
-    expected = {"seed-graph.dot", "mlp-graph.dot", "curves.csv"}
+    expected = {"seed-graph.dot", "checkpoint.adg", "mlp-graph.dot", "curves.csv"}
     if tools.graphviz:
         expected |= {"seed-graph.svg", "mlp-graph.svg"}
     if tools.matplotlib:

@@ -12,20 +12,22 @@ SRC = Path(__file__).resolve().parent.parent / "src" / "autodag"
 
 #: Layers, lowest first (CONTRIBUTING.md's layout section shows the same order).
 LAYERS: list[set[str]] = [
-    {"errors", "_arrays", "sites", "axes", "backend", "shapehook"},
+    {"errors", "_arrays", "sites", "axes", "backend", "shapehook", "archive", "codec"},
     {"opdef", "hookspecs", "opsig"},
-    {"builtin", "builtin_rules", "namespace"},
-    {"plugins", "registry"},
-    {"graph", "nodes", "overloading", "npcalls", "nodeargs", "valuecheck"},
+    {"builtin", "builtin_rules", "builtin_onnx", "namespace"},
+    {"plugins", "hooktables", "registry"},
+    {"graph", "nodes", "overloading", "npcalls", "nodeargs", "valuecheck", "oprestore"},
     {"traversal", "shapes"},
-    {"runtime", "interpreter", "feeds", "foreign"},
+    {"runtime", "interpreter", "feeds", "foreign", "debugnans"},
     {"compiler"},
     {"execute", "compiled"},
-    {"symbolic", "graph_namespace", "forward"},
+    {"symbolic", "graph_namespace", "forward", "saving"},
     {"viz", "optim", "testing", "opcheck", "ops", "expr", "expr_syntax", "expr_build",
-     "values", "plugin_cli", "charts", "demo", "demo_dask", "demo_model", "progress", "cli",
-     "cli_args", "cli_grad", "cli_files", "cli_print", "budget", "opstubs", "__main__",
-     "__init__"},
+     "values", "plugin_cli", "plugin_list", "charts", "demo", "demo_dask", "demo_model",
+     "demo_checkpoint",
+     "progress", "cli", "cli_args", "cli_grad", "cli_files", "cli_print", "budget", "opstubs",
+     "__main__", "pytest_plugin", "checkrun",
+     "__init__", "onnx"},
 ]
 #: The one allowed upward import: a node's or graph's notebook display draws it with
 #: ``viz``, lazily, when a notebook asks.

@@ -1,6 +1,7 @@
 """autodag-linalg: every op checked, values against NumPy, gradients against central
-differences, einsum's subscripts as NumPy reads them, NaN for singular matrices, and
-the products on array-api-strict."""
+differences, einsum's subscripts as NumPy reads them, NaN for singular matrices,
+numpy.linalg's eigh, svd, qr and slogdet on nodes (NumPy's tuples), and the ops on
+array-api-strict and Dask."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ import pytest
 from autodag_linalg.plugin import OPS
 
 import autodag as ad
-from autodag.backend import BackendError
 from autodag.testing import check_op
 from tests.fd import numeric_grads
 
@@ -22,6 +22,8 @@ Array = np.ndarray[Any, Any]
 # Untyped on purpose: autodag/ops.pyi lists this plugin's ops only once regenerated
 # (python -m autodag.opstubs) with autodag-linalg among the first-party plugins.
 ops: Any = ad.ops
+# numpy.linalg called on nodes as on arrays: its stubs take arrays only.
+linalg: Any = np.linalg
 RNG_SEED = 7
 
 
@@ -268,18 +270,153 @@ def test_norm_on_array_api_strict_matches_numpy(kwargs: dict[str, Any]) -> None:
     np.testing.assert_allclose(np.asarray(g), fd, rtol=1e-5, atol=1e-6)
 
 
-def test_qr_refuses_two_output_modes() -> None:
+def test_qr_refuses_modes_without_r() -> None:
     with ad.Graph():
         x = ad.Variable(np.eye(3))
-        with pytest.raises(ValueError, match="mode='r'"):
-            ad.evaluate(ops.linalg_qr(x))
+        with pytest.raises(ValueError, match="'raw'"):
+            ad.evaluate(ops.linalg_qr(x, mode="raw"))
+        with pytest.raises(ValueError, match="'raw'"):
+            linalg.qr(x, mode="raw")
 
 
-def test_linalg_ops_are_refused_on_other_backends() -> None:
+def _weights(*shape: int) -> Any:
+    return np.cos(np.arange(math.prod(shape)).reshape(shape) * 0.7 + 0.3)
+
+
+def _on_nodes(f: Callable[..., Any], a: Array) -> tuple[float, Array]:
+    """``f(node)`` evaluated, and its gradient."""
     with ad.Graph():
-        x = ad.Variable(array_api_strict.asarray(np.eye(2)))
-        with pytest.raises(BackendError, match="linalg_inv"):
-            ad.evaluate(ops.linalg_inv(x))
+        x = ad.Variable(a)
+        y = f(x)
+        (g,) = ad.grad(y, [x])
+        return float(ad.evaluate(y)), np.asarray(g)
+
+
+def _against_numpy(f: Callable[..., Any], a: Array) -> None:
+    """``f`` (NumPy calls only) on a node: value and gradient as on arrays."""
+    value, grad = _on_nodes(f, a)
+    np.testing.assert_allclose(value, f(a), rtol=1e-10)
+    (fd,) = numeric_grads(f, [a])
+    np.testing.assert_allclose(grad, fd, rtol=1e-5, atol=1e-6)
+
+
+def _eigh_loss(a: Any) -> Any:
+    # eigh reads both triangles (as JAX does), NumPy the lower one: the same for a
+    # symmetric input. Squares of the eigenvectors are free of their signs.
+    w, v = linalg.eigh((a + np.swapaxes(a, -1, -2)) / 2)
+    return np.sum(w * _weights(3)) + np.sum(v * v * _weights(3, 3))
+
+
+def _svd_loss(full: bool) -> Callable[[Any], Any]:
+    def loss(a: Any) -> Any:
+        u, s, vh = linalg.svd(a, full_matrices=full)
+        k = np.shape(s)[-1]
+        back = np.matmul(u[..., :, :k] * np.expand_dims(s, -2), vh[..., :k, :])
+        return (np.sum(back * _weights(*np.shape(a))) + np.sum(s * s)
+                + np.sum(u * u * _weights(*np.shape(u))) + np.sum(vh * vh * _weights(
+                    *np.shape(vh))))
+
+    return loss
+
+
+def _qr_loss(mode: str) -> Callable[[Any], Any]:
+    def loss(a: Any) -> Any:
+        q, r = linalg.qr(a, mode=mode)
+        return np.sum(q * _weights(*np.shape(q))) + np.sum(r * _weights(*np.shape(r)))
+
+    return loss
+
+
+FACTORED: list[tuple[str, Callable[[Any], Any], Array]] = [
+    ("eigh", _eigh_loss, _spd(_rng(), 3, 3)),
+    ("svd-tall", _svd_loss(False), _rng().standard_normal((4, 3)) + np.eye(4, 3) * [3.0, 2, 1]),
+    ("svd-wide", _svd_loss(False), _rng().standard_normal((2, 2, 3)) + np.eye(2, 3) * [2.0, 1, 0]),
+    ("svd-square-full", _svd_loss(True), _well(_rng(), 3, 3) + np.diag([1.0, 0.0, -1.0])),
+    ("qr-reduced", _qr_loss("reduced"), _rng().standard_normal((2, 4, 3)) + np.eye(4, 3) * 2),
+    ("qr-complete-square", _qr_loss("complete"), _well(_rng(), 3, 3)),
+]
+
+
+@pytest.mark.parametrize(("loss", "a"), [c[1:] for c in FACTORED], ids=[c[0] for c in FACTORED])
+def test_decompositions_on_nodes_differentiate(loss: Callable[[Any], Any], a: Array) -> None:
+    _against_numpy(loss, a)
+
+
+def test_decompositions_on_nodes_are_numpys_tuples() -> None:
+    rng = _rng()
+    a = rng.standard_normal((2, 4, 3))
+    sym = _spd(rng, 3, 3)
+    with ad.Graph():
+        x, s = ad.Variable(a), ad.Variable(sym)
+        got = {
+            "eigh": linalg.eigh(s), "svd": linalg.svd(x),
+            "svd-reduced": linalg.svd(x, full_matrices=False),
+            "qr": linalg.qr(x), "qr-complete": linalg.qr(x, mode="complete"),
+            "slogdet": linalg.slogdet(s),
+        }
+        values = {k: [ad.evaluate(n) for n in v] for k, v in got.items()}
+        only_s = ad.evaluate(linalg.svd(x, compute_uv=False))
+        only_r = ad.evaluate(linalg.qr(x, mode="r"))
+    want: dict[str, Any] = {"eigh": np.linalg.eigh(sym), "svd": np.linalg.svd(a),
+            "svd-reduced": np.linalg.svd(a, full_matrices=False), "qr": np.linalg.qr(a),
+            "qr-complete": np.linalg.qr(a, mode="complete"), "slogdet": np.linalg.slogdet(sym)}
+    for key, ref in want.items():
+        assert got[key]._fields == ref._fields, key
+        for v, w in zip(values[key], ref, strict=True):
+            np.testing.assert_allclose(v, w, rtol=1e-10, atol=1e-12, err_msg=key)
+    np.testing.assert_allclose(only_s, np.linalg.svd(a, compute_uv=False))
+    np.testing.assert_allclose(only_r, np.linalg.qr(a, mode="r"))
+
+
+def test_full_matrices_of_a_non_square_input_have_no_gradient() -> None:
+    with ad.Graph():
+        x = ad.Variable(np.eye(3, 2) + 0.1)
+        u, _, vh = linalg.svd(x)
+        q, _ = linalg.qr(x, mode="complete")
+        for factor in (u, vh, q):
+            with pytest.raises(ad.GradientError, match="3 x 2"):
+                ad.grad(ops.sum(factor), [x])
+        wide = ad.Variable(np.eye(2, 3) + 0.1)
+        with pytest.raises(ad.GradientError, match="2 x 3"):
+            ad.grad(ops.sum(ops.linalg_qr(wide)), [wide])
+
+
+def _gaussian_loss(c: Any, y: Any, wt: Any) -> Any:
+    """A sum over numpy.linalg's functions, written once for arrays and nodes."""
+    c = (c + np.swapaxes(c, -1, -2)) / 2  # NumPy's eigh and cholesky read one triangle
+    sign, logdet = linalg.slogdet(c)
+    w, v = linalg.eigh(c)
+    q, r = linalg.qr(c)
+    u, s, vh = linalg.svd(c, full_matrices=False)
+    return (np.sum(logdet * sign) + np.sum(linalg.solve(c, y) * y) + np.sum(linalg.inv(c))
+            + np.sum(linalg.det(c)) + np.sum(w * w) + np.sum(v * v * wt)
+            + np.sum(np.abs(np.diagonal(r, axis1=-2, axis2=-1))) + np.sum(q * q * wt)
+            + np.sum(s) + np.sum(np.matmul(u * np.expand_dims(s, -2), vh) * wt)
+            + np.sum(linalg.cholesky(c)) + np.sum(linalg.pinv(c))
+            + np.sum(linalg.matrix_power(c, 2)))
+
+
+# Dask builds and runs a task per op and matrix: seconds, so in make slow.
+@pytest.mark.parametrize("backend", ["strict", pytest.param("dask", marks=pytest.mark.slow)])
+def test_linalg_on_other_backends_matches_numpy(backend: str) -> None:
+    rng = _rng()
+    c, y = _spd(rng, 2, 3, 3), rng.standard_normal((2, 3, 2))
+    if backend == "dask":
+        da: Any = pytest.importorskip("dask.array")
+        to: Callable[[Array], Any] = lambda v: da.from_array(v, chunks=1)  # noqa: E731
+    else:
+        to = array_api_strict.asarray
+    with ad.Graph():
+        xs = [ad.Variable(to(c)), ad.Variable(to(y))]
+        loss = _gaussian_loss(xs[0], xs[1], to(_weights(3, 3)))
+        got = ad.evaluate(loss)
+        grads = ad.grad(loss, xs)
+    assert type(got).__module__.startswith(("array_api_strict", "dask"))  # never converted
+    np.testing.assert_allclose(np.asarray(got), _gaussian_loss(c, y, _weights(3, 3)),
+                               rtol=1e-10)
+    fd = numeric_grads(lambda a, b: _gaussian_loss(a, b, _weights(3, 3)), [c, y])
+    for g, f in zip(grads, fd, strict=True):
+        np.testing.assert_allclose(np.asarray(g), f, rtol=1e-5, atol=1e-6)
 
 
 def test_einsum_refuses_bad_subscripts() -> None:
@@ -287,3 +424,18 @@ def test_einsum_refuses_bad_subscripts() -> None:
         x = ad.Variable(np.ones((2, 3)))
         with pytest.raises(ValueError):
             ad.evaluate(ops.einsum([x], subscripts="ijk"))
+
+
+def test_ops_linalg_namespace_gives_numpys_tuples() -> None:
+    a = np.array([[2.0, 1.0, 0.0], [1.0, 3.0, 0.5], [0.0, 0.5, 1.0]])
+    x = ad.Variable(a)
+    w, v = ad.ops.linalg.eigh(x)
+    ref_w, ref_v = np.linalg.eigh(a)
+    np.testing.assert_allclose(ad.evaluate(w), ref_w)
+    np.testing.assert_allclose(np.abs(ad.evaluate(v)), np.abs(ref_v))
+    u, s, vh = ad.ops.linalg.svd(x)
+    np.testing.assert_allclose(ad.evaluate(u) * ad.evaluate(s) @ ad.evaluate(vh), a,
+                               atol=1e-12)
+    q, r = ad.ops.linalg.qr(x)
+    np.testing.assert_allclose(ad.evaluate(q) @ ad.evaluate(r), a, atol=1e-12)
+    assert isinstance(ad.ops.linalg.inv(x), ad.Operator)

@@ -357,3 +357,42 @@ def test_every_first_party_op_passes() -> None:
             assert testing.STATIC_SHAPES in res.checks, reg.opdef.name
             if reg.opdef.differentiable and reg.opdef.symbolic:
                 assert {testing.SYMBOLIC, testing.JVP} <= set(res.checks), reg.opdef.name
+
+
+def test_order_1_leaves_out_second_order_and_other_orders_are_refused() -> None:
+    res = check_op(square(), order=1)
+    assert testing.SECOND_ORDER not in res.checks
+    assert {testing.GRADIENTS, testing.JVP, testing.FLOAT32} <= set(res.checks)
+    with pytest.raises(ad.ArgumentError, match="order must be 1 or 2, got 3"):
+        check_op(square(), order=3)
+
+
+def test_one_sample_alone_is_that_sample_as_the_full_run_checks_it() -> None:
+    two = square(samples=lambda rng: [ad.Sample((rng.standard_normal((2, 3)),)),
+                                      ad.Sample((rng.standard_normal(4),))])
+    full = check_op(two)
+    alone = check_op(two, sample=1)
+    assert alone.samples == 1 and alone.details == (full.details[1],)
+    with pytest.raises(ad.ArgumentError, match=r"sample=2 needs .* has 2"):
+        check_op(two, sample=2)
+    with pytest.raises(ad.ArgumentError, match=r"inputs were given"):
+        check_op(two, np.ones(3), sample=0)
+
+
+def test_a_failure_says_which_check_failed_and_what_passed_before() -> None:
+    def rule(xp: Any, g: Any, out: Any, a: Any) -> Any:
+        r = 2 * g * a
+        r[1, 2] += 0.5
+        return r
+
+    with pytest.raises(OpCheckError) as info:
+        check_op(square(backward=(rule,)), np.arange(6.0).reshape(2, 3))
+    assert info.value.check == testing.GRADIENTS
+    assert info.value.report is not None
+    assert [c for c, _ in info.value.report.checks] == [testing.STATIC_SHAPES]
+    # The rule is off by 0.5 at one element; central differences of a*a are exact to ~1e-9.
+    assert info.value.max_abs_error == pytest.approx(0.5, abs=1e-6)
+    with pytest.raises(OpCheckError) as info:
+        check_op(ad.OpDef(name="boom", arity=1, forward=lambda a: 1 / 0, backward=None),
+                 np.ones(2))
+    assert info.value.check == testing.FORWARD and info.value.max_abs_error is None

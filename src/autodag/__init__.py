@@ -20,9 +20,11 @@ from .backend import BackendError
 from .errors import (
     ArgumentError,
     AutodagError,
+    ExportError,
     FeedError,
     GradientError,
     GraphMismatchError,
+    LoadError,
     MissingFeedError,
     NumpyFunctionError,
     OpConflictError,
@@ -32,6 +34,7 @@ from .errors import (
     PluginConflictError,
     PluginLoadError,
     PluginWarning,
+    SaveError,
     ShapeMismatchError,
 )
 from .execute import backward_pass, evaluate, forward_pass, grad, topological_sort
@@ -48,9 +51,11 @@ from .registry import (
 )
 
 if _TYPE_CHECKING:
-    from . import optim, testing, viz
+    from . import onnx, optim, testing, viz
     from .compiled import Program, compile
+    from .debugnans import NonFiniteError, debug_nans
     from .forward import jvp, jvp_nodes
+    from .saving import Loaded, load, save
     from .shapes import ShapeInferenceError
     from .symbolic import (
         SymbolicGradientError,
@@ -65,8 +70,13 @@ if _TYPE_CHECKING:
 _LAZY = {
     "Program": "compiled",
     "compile": "compiled",
+    "NonFiniteError": "debugnans",
+    "debug_nans": "debugnans",
     "jvp": "forward",
     "jvp_nodes": "forward",
+    "Loaded": "saving",
+    "load": "saving",
+    "save": "saving",
     "ShapeInferenceError": "shapes",
     "SymbolicGradientError": "symbolic",
     "gradients": "symbolic",
@@ -78,7 +88,7 @@ _LAZY = {
 
 # Documented submodules, reachable as attributes (``ad.optim.Adam``) without importing
 # them (or what they import: graphviz, the compiler) with autodag itself.
-_SUBMODULES = frozenset({"optim", "testing", "viz"})
+_SUBMODULES = frozenset({"onnx", "optim", "testing", "viz"})
 
 
 def __getattr__(name: str) -> _Any:
@@ -104,12 +114,16 @@ __all__ = [
     "AutodagError",
     "BackendError",
     "Constant",
+    "ExportError",
     "FeedError",
     "GradientError",
     "Graph",
     "GraphMismatchError",
+    "LoadError",
+    "Loaded",
     "MissingFeedError",
     "Node",
+    "NonFiniteError",
     "NumpyFunctionError",
     "OpConflictError",
     "OpDef",
@@ -123,6 +137,7 @@ __all__ = [
     "PluginWarning",
     "Program",
     "Sample",
+    "SaveError",
     "ShapeInferenceError",
     "ShapeMismatchError",
     "SymbolicGradientError",
@@ -130,6 +145,7 @@ __all__ = [
     "__version__",
     "backward_pass",
     "compile",
+    "debug_nans",
     "evaluate",
     "forward_pass",
     "get_default_graph",
@@ -144,10 +160,13 @@ __all__ = [
     "jacobian",
     "jvp",
     "jvp_nodes",
+    "load",
+    "onnx",
     "ops",
     "optim",
     "register_plugin",
     "reset_plugins",
+    "save",
     "testing",
     "topological_sort",
     "unregister_plugin",

@@ -40,7 +40,7 @@ from .builtin_rules import (
 from .hookspecs import hookimpl
 from .opdef import REQUIRED, OpDef, Sample
 
-__all__ = ["autodag_register_ops"]
+__all__ = ["autodag_onnx_converters", "autodag_register_ops"]
 
 def _binary_samples(
     positive_b: bool = False, positive_a: bool = False
@@ -222,3 +222,11 @@ _OPS: Final = [
 def autodag_register_ops() -> list[OpDef]:
     """The built-in ops."""
     return list(_OPS)
+
+
+@hookimpl
+def autodag_onnx_converters() -> dict[str, Callable[..., str]]:
+    """The ONNX converters of the built-in ops."""
+    from .builtin_onnx import CONVERTERS
+
+    return dict(CONVERTERS)

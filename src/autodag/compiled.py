@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from . import debugnans
 from .compiler.plan import Plan
 from .errors import ArgumentError, FeedError, MissingFeedError
 from .foreign import foreign_namespace, run_foreign
@@ -58,6 +59,7 @@ class Program:
         if not outs:
             raise ArgumentError("compile() needs at least one output node")
         self._single = isinstance(outputs, Node)
+        self._wrt_given = wrt is not None
         self.outputs = outs
         self.wrt = tuple(as_nodes(wrt, "wrt"))
         self.inputs = tuple(as_nodes(inputs, "inputs"))
@@ -105,6 +107,13 @@ class Program:
                     for kind, where in self._wrt_value)
         )
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle and copy as the compile() call: a loaded program is planned again (for the
+        registry and backends of the process loading it), never shipped as code."""
+        outputs = self.outputs[0] if self._single else list(self.outputs)
+        wrt = list(self.wrt) if self._wrt_given else None
+        return (Program, (outputs, wrt, list(self.inputs)))
+
     @property
     def source(self) -> str:
         """The generated Python source of the plan (for inspection)."""
@@ -122,6 +131,10 @@ class Program:
                 f"compiled program takes {len(self.inputs)} input value(s) "
                 f"({', '.join(repr(n.name) for n in self.inputs)}), got {len(values)}"
             )
+        if debugnans.ACTIVE and debugnans.mode():
+            leaves = self._leaves(values)
+            outs, raw = debugnans.run_checked(self._plan, leaves)
+            return self._pack(outs, raw, leaves)
         if self._direct:
             for v in values:
                 if v.__class__ is not float:
@@ -132,6 +145,20 @@ class Program:
                     if g.__class__ is not float:
                         return self._pack(outs, raw, values)
                 return (outs[0] if self._single else list(outs[: self._n_out])), list(raw)
+        leaves = self._leaves(values)
+        plan = self._plan
+        ns = foreign_namespace(plan, leaves)
+        if ns is not None:
+            # The generated code has NumPy fast paths: another library's arrays run the
+            # same plan interpreted, on their own backend.
+            outs, raw = run_foreign(plan, ns, leaves)
+        else:
+            outs, raw = plan.run(get_registry().numeric if plan.uses_xp else None, leaves)
+        return self._pack(outs, raw, leaves)
+
+    def _leaves(self, values: Sequence[Any]) -> list[Any]:
+        """Each leaf's value: the inputs checked (unless they pass unchanged), Variables'
+        current values."""
         leaves: list[Any] = []
         for j, node, plain, fast in self._pick:
             if j < 0:
@@ -148,15 +175,7 @@ class Program:
                 leaves.append(v)
             else:
                 leaves.append(self._check(node, v))
-        plan = self._plan
-        ns = foreign_namespace(plan, leaves)
-        if ns is not None:
-            # The generated code has NumPy fast paths: another library's arrays run the
-            # same plan interpreted, on their own backend.
-            outs, raw = run_foreign(plan, ns, leaves)
-        else:
-            outs, raw = plan.run(get_registry().numeric if plan.uses_xp else None, leaves)
-        return self._pack(outs, raw, leaves)
+        return leaves
 
     def _pack(self, outs: Sequence[Any], raw: Sequence[Any],
               leaves: Sequence[Any]) -> tuple[Any, list[Any]]:

@@ -23,6 +23,7 @@ from typing import Final, TextIO
 import numpy as np
 
 from .charts import draw_curves, matplotlib_available, write_curves_csv
+from .demo_checkpoint import resume_in_fresh_process, write_checkpoint
 from .demo_dask import dask_missing, importable, run_dask, train_spirals_dask
 from .demo_model import FULL as FULL
 from .demo_model import QUICK as QUICK
@@ -196,11 +197,12 @@ def train_spirals(
     lr: float = 0.02,
     seed: int = 0,
     progress: Progress | None = None,
+    checkpoint: tuple[Path, int] | None = None,
 ) -> TrainResult:
     """Train a 2-hidden-layer tanh MLP on two spirals with Adam; report progress.
 
     Progress goes to ``progress``, by default a tqdm bar on ``stream`` (plain lines
-    without tqdm).
+    without tqdm). ``checkpoint=(path, step)`` saves the training after that step.
     """
     rng = np.random.default_rng(seed)
     features, labels = two_spirals(n_per_class, rng)
@@ -219,6 +221,9 @@ def train_spirals(
             value = forward_pass(order, feed)
             backward_pass(order)
             opt.step()
+            if checkpoint is not None and step == checkpoint[1]:
+                write_checkpoint(checkpoint[0], loss, opt, step,
+                                 {"x": features, "labels": labels})
             accuracy = float(np.mean(np.argmax(logits.value, axis=1) == labels))
             result.losses.append(float(value))
             result.accuracies.append(accuracy)
@@ -239,8 +244,12 @@ def run_demo(
     quick: bool = False,
     train: bool = True,
     dask: bool = False,
+    checkpoint: bool = True,
 ) -> int:
     """The whole demo: worked example, then training and pictures; the exit code.
+
+    ``checkpoint``: save the training half-way (``checkpoint.adg``) and resume it in a
+    fresh process, checking that the resumed steps' losses are the same bit for bit.
 
     ``dask``: the training runs data-parallel on a Dask ``LocalCluster`` instead (a few
     steps, the loss printed; no pictures of it).
@@ -267,11 +276,13 @@ def run_demo(
     if dask:
         _print_notes(graph_notes, stream)
         return run_dask(stream, epochs, quick)
-    return _train_and_write(out_dir, stream, tools, epochs, quick, written, graph_notes)
+    return _train_and_write(out_dir, stream, tools, epochs, quick, written, graph_notes,
+                            checkpoint)
 
 
 def _train_and_write(out_dir: Path, stream: TextIO, tools: Tools, epochs: int | None,
-                     quick: bool, written: list[Path], notes: list[str]) -> int:
+                     quick: bool, written: list[Path], notes: list[str],
+                     checkpoint: bool) -> int:
     """The NumPy training, its pictures and charts, and the notes on what is missing."""
     budget = dict(QUICK if quick else FULL)
     if epochs is not None:
@@ -283,11 +294,14 @@ def _train_and_write(out_dir: Path, stream: TextIO, tools: Tools, epochs: int | 
         file=stream,
     )
     start = time.perf_counter()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ckpt = (out_dir / "checkpoint.adg", budget["steps"] // 2 if checkpoint else 0)
     result = train_spirals(
         stream,
         steps=budget["steps"],
         n_per_class=budget["n_per_class"],
         progress=make_progress(budget["steps"], stream, use_tqdm=tools.tqdm),
+        checkpoint=ckpt if ckpt[1] > 0 else None,
     )
     seconds = time.perf_counter() - start
     print(
@@ -295,7 +309,10 @@ def _train_and_write(out_dir: Path, stream: TextIO, tools: Tools, epochs: int | 
         f"{100 * result.accuracy:.1f}% ({seconds:.1f} s)",
         file=stream,
     )
+    resumed = ckpt[1] <= 0 or _check_resume(ckpt[0], ckpt[1], result.losses, stream)
     more, note = _write_outputs(out_dir, result, tools)
+    if ckpt[1] > 0:
+        more.insert(0, ckpt[0])
     written = written + more
     print(f"wrote to {out_dir}/: {', '.join(p.name for p in written)}", file=stream)
     notes = notes + ([note] if note and note not in notes else [])
@@ -304,9 +321,22 @@ def _train_and_write(out_dir: Path, stream: TextIO, tools: Tools, epochs: int | 
     if not tools.tqdm:
         notes.append(_NOTE_TQDM)
     _print_notes(notes, stream)
-    return 0
+    return 0 if resumed else 1
 
 
+
+
+def _check_resume(path: Path, step: int, losses: list[float], stream: TextIO) -> bool:
+    """Resume the checkpoint in a fresh process and say whether it matches exactly."""
+    rest = resume_in_fresh_process(path, len(losses) - step)
+    same = rest == losses[step:]
+    print(
+        f"checkpoint of step {step} ({path.name}: graph, Adam state, data) resumed in a "
+        f"fresh process: steps {step + 1}-{len(losses)} "
+        + ("give the same losses, bit for bit" if same else "DIFFER from the run above"),
+        file=stream,
+    )
+    return same
 
 
 def _print_notes(notes: list[str], stream: TextIO) -> None:

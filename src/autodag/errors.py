@@ -5,9 +5,11 @@ from __future__ import annotations
 __all__ = [
     "ArgumentError",
     "AutodagError",
+    "ExportError",
     "FeedError",
     "GradientError",
     "GraphMismatchError",
+    "LoadError",
     "MissingFeedError",
     "NumpyFunctionError",
     "OpConflictError",
@@ -17,6 +19,7 @@ __all__ = [
     "PluginConflictError",
     "PluginLoadError",
     "PluginWarning",
+    "SaveError",
     "ShapeMismatchError",
     "SymbolicGradientError",
 ]
@@ -32,6 +35,10 @@ class ArgumentError(AutodagError, TypeError, ValueError):
     Also a ``TypeError`` and a ``ValueError``, so ``except`` clauses written for the
     built-in errors keep working.
     """
+
+
+class ExportError(AutodagError, ValueError):
+    """A graph cannot be exported (an op without converter, onnx not installed...)."""
 
 
 class FeedError(ArgumentError):
@@ -93,3 +100,11 @@ class GradientError(AutodagError, ValueError):
 
 class SymbolicGradientError(GradientError):
     """An op's backward rule cannot build graph nodes (NumPy-only rule or unknown xp name)."""
+
+
+class SaveError(AutodagError, ValueError):
+    """A graph cannot be saved (a value or attribute a graph file cannot hold)."""
+
+
+class LoadError(AutodagError, ValueError):
+    """A graph file is malformed, truncated, of another version or names what is missing."""

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from . import debugnans
 from .compiler import limits
 from .errors import ArgumentError, GraphMismatchError, MissingFeedError
 from .feeds import leaf_values, resolve_feeds
@@ -46,7 +47,7 @@ def forward_pass(order: Sequence[Node], feed_dict: Mapping[Any, Any] | None = No
     """Compute every node of ``order``, store values on the nodes, return the last one's."""
     if not order:
         return None
-    plan = Interpreted(order, order[-1:], None)
+    plan = (debugnans.Checked if debugnans.mode() else Interpreted)(order, order[-1:], None)
     leaves = leaf_values(plan, resolve_feeds(order, feed_dict))
     ns = foreign_namespace(plan, leaves)
     if ns is not None:
@@ -79,7 +80,8 @@ def backward_pass(order: Sequence[Node], target_node: Node | None = None) -> lis
         node.gradient = None
     if target not in order:
         raise ArgumentError(f"target node {target.name!r} is not in the order")
-    plan = Interpreted(order, [target], None, every=True)
+    plan = (debugnans.Checked if debugnans.mode() else Interpreted)(
+        order, [target], None, every=True)
     ns = foreign_namespace(plan, [n.value for n in plan.leaves])
     xp = None if ns is None else checked_rules_namespace(plan, ns)
     grads = plan.backward(vals, list(order).index(target), xp)
@@ -182,6 +184,8 @@ def grad(
 def _run(plan: Interpreted | Plan, leaves: Sequence[Any],
          ) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
     """The plan's passes on NumPy values, or on the backend of another library's arrays."""
+    if debugnans.ACTIVE and debugnans.mode():
+        return debugnans.run_checked(plan, leaves)
     for v in leaves:
         c = v.__class__
         if c is not float and c is not np.ndarray and c is not int:

@@ -113,6 +113,17 @@ class Graph:
     def __len__(self) -> int:
         return len(self.nodes)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle and copy without the lock and without cached plans (they are rebuilt)."""
+        state = self.__dict__.copy()
+        del state["_lock"]
+        state["cache"] = {}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
         """Jupyter display: the picture of the graph, or text without Graphviz."""
         from .viz import mimebundle

@@ -10,14 +10,17 @@ group::
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Final
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Final
 
 import pluggy
 
 from .opdef import OpDef
 
-__all__ = ["PROJECT_NAME", "autodag_register_ops", "hookimpl", "hookspec"]
+__all__ = [
+    "PROJECT_NAME", "autodag_onnx_converters", "autodag_register_ops", "hookimpl",
+    "hookspec",
+]
 
 PROJECT_NAME: Final = "autodag"
 
@@ -44,4 +47,21 @@ def autodag_register_ops() -> Iterable[OpDef]:  # type: ignore[empty-body]
                     backward=(lambda xp, g, out, a: 2 * g * a,),
                 )
             ]
+    """
+
+
+@hookspec
+def autodag_onnx_converters() -> Mapping[str, Callable[..., Any]]:  # type: ignore[empty-body]
+    """Return the ONNX converters this plugin provides: op name -> converter.
+
+    A converter takes the export context of one node (``autodag.onnx.Context``) and
+    returns the name of the ONNX value it computed. It must not import ``onnx`` at
+    module import (the context builds the ONNX nodes), so the plugin loads without the
+    extra. Wrap a converter in ``autodag.onnx.Override`` to replace another plugin's.
+
+    Example::
+
+        @autodag.hookimpl
+        def autodag_onnx_converters():
+            return {"square": lambda ctx: ctx.op("Mul", [ctx.input(0), ctx.input(0)])}
     """

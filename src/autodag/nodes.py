@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import numpy as np
 
-from .backend import is_array, is_numpy, namespace_of
+from .backend import is_array, is_numpy
 from .errors import ArgumentError, FeedError, GraphMismatchError
 from .graph import Graph, NodeSet, active_graph, get_default_graph
 from .overloading import Overloads
 from .shapehook import static_shape
 from .sites import creation_site
-from .valuecheck import as_value
+from .valuecheck import as_value, foreign_feed
 
 if TYPE_CHECKING:
     from .opdef import OpDef
@@ -33,7 +33,6 @@ __all__ = [
     "as_value",
     "make_operator",
 ]
-
 
 
 def _label(kind: str, name: Any) -> str:
@@ -204,7 +203,9 @@ class Placeholder(Node):
         """Validate a fed value against the declared dtype and shape."""
         v = as_value(value, f"feed for Placeholder {self.name!r}", FeedError)
         if not is_numpy(v):
-            return self._check_foreign_feed(v)
+            v = foreign_feed(v, self.dtype, self._exact, f"Placeholder {self.name!r}")
+            self._check_shape(tuple(v.shape))
+            return v
         have = np.result_type(v)
         if self._exact and have != self.dtype:
             if not np.can_cast(have, self.dtype, casting="same_kind"):
@@ -217,25 +218,6 @@ class Placeholder(Node):
             v = np.asarray(v, dtype=self.dtype)
         if self.declared_shape is not None:
             self._check_shape(np.shape(v))
-        return v
-
-    def _check_foreign_feed(self, v: Any) -> Any:
-        """``check_feed`` for an array of another library: its dtype asked of its own
-        namespace, a conversion done by that namespace."""
-        xp = namespace_of(v)
-        want = getattr(xp, self.dtype.name, None)
-        if self._exact and want is not None and v.dtype != want:
-            if not xp.can_cast(v.dtype, want) and not (
-                    xp.isdtype(v.dtype, "real floating") and xp.isdtype(want, "real floating")):
-                raise FeedError(
-                    f"feed for Placeholder {self.name!r} has dtype {v.dtype}, which does not "
-                    f"convert safely to its declared dtype {self.dtype}"
-                )
-            v = xp.astype(v, want)
-        elif (self.dtype.kind == "f" and want is not None
-              and xp.isdtype(v.dtype, ("bool", "integral"))):
-            v = xp.astype(v, want)
-        self._check_shape(tuple(v.shape))
         return v
 
     def _check_shape(self, vs: tuple[Any, ...]) -> None:
@@ -297,6 +279,17 @@ class Operator(Node):
 
     def __repr__(self) -> str:
         return f"Operator: name:{self.name}"
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle and copy by name: the op as its name and provider (``oprestore``)."""
+        from .oprestore import operator_state
+
+        return operator_state(self)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        from .oprestore import set_operator_state
+
+        set_operator_state(self, state)
 
 
 def _graph_for(inputs: Sequence[Any], op_name: str) -> Graph:

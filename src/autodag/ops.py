@@ -51,10 +51,13 @@ class Namespace:
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
 
-    def __getattr__(self, name: str) -> OpFunction:
+    def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):
             raise AttributeError(name)
-        return OpFunction(get_registry().get(f"{self.prefix}_{name}"))
+        registered = get_registry().get(f"{self.prefix}_{name}")
+        # numpy.linalg.<name>'s own result where it is not one node (eigh, svd, qr,
+        # slogdet): a named tuple of nodes, as NumPy returns.
+        return registered.opdef.numpy_function or OpFunction(registered)
 
     def __dir__(self) -> list[str]:
         start = self.prefix + "_"

@@ -77,6 +77,8 @@ def render_stub(ops: Sequence[RegisteredOp]) -> str:
         if prefix in spaces and "_" in reg.opdef.name:
             short = reg.opdef.name[len(prefix) + 1:]
             method = line.replace(f"def {reg.opdef.name}(", f"def {short}(self, ", 1)
+            if reg.opdef.numpy_function is not None:  # NumPy's result: a tuple of nodes
+                method = f"def {short}(self, *args: Any, **kwargs: Any) -> Any: ..."
             spaces[prefix].append("    " + method.replace("(self, )", "(self)"))
         lines.append(line)
     for prefix, methods in spaces.items():

@@ -26,7 +26,7 @@ scalars and integer arrays are replaced by float64 values.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -61,6 +61,73 @@ class Optimizer:
         self.lr = float(lr)
         #: Number of steps taken.
         self.steps = 0
+
+    #: Names of the constructor's settings, restored by ``load_state_dict``.
+    _settings: tuple[str, ...] = ("lr",)
+    #: Names of the per-parameter state lists (one entry per parameter, None before the
+    #: first step).
+    _slots: tuple[str, ...] = ()
+
+    def state_dict(self) -> dict[str, Any]:
+        """Settings, step count and per-parameter state (PyTorch's ``state_dict``), with
+        the parameters' names so that it reattaches to the right ones after a load."""
+        return {
+            "optimizer": type(self).__name__,
+            "settings": {k: getattr(self, k) for k in self._settings},
+            "steps": self.steps,
+            "params": [p.name for p in self.params],
+            "state": [{s: _copy(getattr(self, s)[k]) for s in self._slots}
+                      for k in range(len(self.params))],
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore what ``state_dict`` returned (possibly from another process, with its
+        parameters matched by name), so that training continues exactly."""
+        who = type(self).__name__
+        if not isinstance(state, Mapping) or state.get("optimizer") != who:
+            kind = state.get("optimizer") if isinstance(state, Mapping) else type(state).__name__
+            raise ArgumentError(f"{who}.load_state_dict: got the state of {kind!r}, not {who}")
+        settings, steps = state.get("settings"), state.get("steps")
+        if not isinstance(settings, Mapping) or set(settings) != set(self._settings):
+            raise ArgumentError(f"{who}.load_state_dict: settings must name {self._settings}")
+        if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
+            raise ArgumentError(f"{who}.load_state_dict: steps must be a count, got {steps!r}")
+        probe = type(self)(self.params, **settings)  # the constructor's checks of settings
+        per_param = self._match(state.get("params"), state.get("state"))
+        for p, entry in zip(self.params, per_param):
+            # A missing entry would silently restart the parameter's momentum or moments.
+            if not isinstance(entry, Mapping) or set(entry) != set(self._slots):
+                raise ArgumentError(f"{who}.load_state_dict: the state of Variable {p.name!r} "
+                                    f"must be a dict of {self._slots}, got {entry!r:.80}")
+        restored = {s: [_restore(p, entry[s],
+                                 f"{who}.load_state_dict: {s!r} of Variable {p.name!r}")
+                        for p, entry in zip(self.params, per_param)]
+                    for s in self._slots}
+        for k in self._settings:
+            setattr(self, k, getattr(probe, k))
+        for s, values in restored.items():
+            setattr(self, s, values)
+        self.steps = steps
+
+    def _match(self, names: Any, entries: Any) -> list[Any]:
+        """Each parameter's saved entry: by name when names are unique, else by position."""
+        who = f"{type(self).__name__}.load_state_dict"
+        if not (isinstance(names, list) and isinstance(entries, list)
+                and len(names) == len(entries)):
+            raise ArgumentError(f"{who}: 'params' and 'state' must be lists of equal length")
+        mine = [p.name for p in self.params]
+        if names == mine:
+            return list(entries)
+        if len(set(names)) == len(names) == len(mine) == len(set(mine)) and \
+                set(names) == set(mine):
+            by_name = dict(zip(names, entries))
+            return [by_name[n] for n in mine]
+        missing = [n for n in mine if n not in names]
+        extra = [n for n in names if n not in mine]
+        raise ArgumentError(
+            f"{who}: the state is for parameters {names}, this optimizer has {mine}"
+            f" (missing {missing}, unexpected {extra})"
+        )
 
     def zero_grad(self) -> None:
         """Clear the ``.gradient`` of every parameter (PyTorch's ``zero_grad``)."""
@@ -139,6 +206,29 @@ class Optimizer:
             p.value = float(new)
 
 
+def _copy(value: Any) -> Any:
+    """A state entry, copied so that later steps never change a saved state."""
+    return value.copy() if isinstance(value, np.ndarray) else value
+
+
+def _restore(p: Variable, value: Any, what: str) -> Any:
+    """A saved state entry for ``p``: None, or an array of its shape (copied, in its dtype
+    and library)."""
+    if value is None:
+        return None
+    if is_numpy(value) and is_numpy(p.value):
+        arr: Array = np.array(value, dtype=_float_dtype(p.value), copy=True)
+    elif not is_numpy(value) and not is_numpy(p.value):
+        arr = value
+    else:
+        raise ArgumentError(f"{what}: a {type(value).__module__} array for a parameter held "
+                            f"in {type(p.value).__module__}; state is never converted")
+    if tuple(np.shape(arr)) != tuple(np.shape(p.value)):
+        raise ArgumentError(f"{what} has shape {tuple(np.shape(arr))}, the parameter "
+                            f"{tuple(np.shape(p.value))}")
+    return arr
+
+
 def _float_dtype(value: Any) -> np.dtype[Any]:
     """A parameter's own floating dtype (float32 state for float32), else float64."""
     dt = np.result_type(value)
@@ -184,9 +274,12 @@ class SGD(Optimizer):
         if nesterov and momentum == 0:
             raise ArgumentError("SGD: nesterov momentum needs momentum > 0")
         self.momentum = float(momentum)
-        self.nesterov = nesterov
+        self.nesterov = bool(nesterov)
         self.weight_decay = float(weight_decay)
         self.velocity: list[Array | None] = [None] * len(self.params)
+
+    _settings = ("lr", "momentum", "nesterov", "weight_decay")
+    _slots = ("velocity",)
 
     def _update(self, k: int, value: Array, g: Array) -> Array:
         if self.weight_decay:
@@ -223,6 +316,9 @@ class Adam(Optimizer):
         self.weight_decay = float(weight_decay)
         self.m: list[Array | None] = [None] * len(self.params)
         self.v: list[Array | None] = [None] * len(self.params)
+
+    _settings = ("lr", "betas", "eps", "weight_decay")
+    _slots = ("m", "v")
 
     def _update(self, k: int, value: Array, g: Array) -> Array:
         b1, b2 = self.betas

@@ -5,19 +5,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from .errors import AutodagError, PluginWarning
+from . import checkrun
+from .errors import AutodagError
+from .plugin_list import load_registry, plugins_command, print_conflicts
 from .registry import (
     ENV_DISABLE_AUTOLOAD,
     ENV_LOAD_ONLY,
     FailedPlugin,
-    PluginInfo,
     RegisteredOp,
     Registry,
-    get_registry,
 )
 
 __all__ = ["add_commands", "check_command", "plugins_command"]
@@ -41,121 +40,19 @@ def add_commands(subparsers: Any) -> None:
                     "plugins each op needs. Exit code 1 if any op fails, any plugin "
                     "failed to load or two plugins define the same op, 2 for a plugin "
                     "name that is not loaded.",
+        epilog=checkrun.CHECK_JSON_SCHEMA, formatter_class=checkrun.HelpFormatter,
     )
     c.add_argument("plugin", nargs="*", metavar="PLUGIN",
                    help="plugin or distribution names (default: all)")
+    c.add_argument("--order", type=int, choices=(1, 2), default=2,
+                   help="highest derivative order checked: 2 (default) adds the "
+                        "Hessian-vector product to the gradients, jvp and other checks")
+    c.add_argument("--json", action="store_true",
+                   help="print the result as JSON for machines (schema below)")
     c.add_argument("-v", "--verbose", action="store_true",
                    help="print each sample's checks and largest errors, and every failure "
                         "in full with the traceback of the error inside the op's code")
     c.set_defaults(func=check_command)
-
-
-def _registry(err: TextIO) -> Registry | None:
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", PluginWarning)
-            reg = get_registry()
-    except AutodagError as exc:
-        print(f"autodag: {exc}", file=err)
-        return None
-    for w in caught:
-        if not issubclass(w.category, PluginWarning):
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-        # Failed plugins are part of the report; other warnings (a misspelt name in
-        # AUTODAG_LOAD_PLUGINS) would otherwise go unseen.
-        elif not any(f.name in str(w.message) and f.reason in str(w.message)
-                     for f in reg.failed) and not any(
-                         str(w.message) == c.describe() for c in reg.conflicts.values()):
-            print(f"autodag: warning: {w.message}", file=err)
-    return reg
-
-
-def _where(info: PluginInfo) -> str:
-    if info.builtin:
-        return "built-in"
-    if info.distribution:
-        return f"{info.distribution} {info.version or ''}".strip()
-    return "registered at run time"
-
-
-def _plugins_data(reg: Registry) -> dict[str, Any]:
-    ops = reg.by_plugin()
-    return {
-        "plugins": [
-            {
-                "name": p.name, "distribution": p.distribution, "version": p.version,
-                "builtin": p.builtin, "entry_point": p.entry_point,
-                "ops": ops.get(p.name, []),
-                "overrides": {
-                    name: [o.name for o in r.overrides]
-                    for name, r in sorted(reg.ops.items())
-                    if r.plugin.name == p.name and r.overrides
-                },
-            }
-            for p in reg.plugins
-        ],
-        "failed": [
-            {"name": f.name, "distribution": f.distribution, "version": f.version,
-             "entry_point": f.entry_point, "reason": f.reason}
-            for f in reg.failed
-        ],
-        "not_loaded": [
-            {"name": info.name, "distribution": info.distribution, "version": info.version,
-             "entry_point": info.entry_point}
-            for info, _ in reg.unloaded
-        ],
-        "conflicts": [
-            {"op": c.op, "reason": c.describe(),
-             "providers": [
-                 {"name": p.name, "distribution": p.distribution, "version": p.version,
-                  "entry_point": p.entry_point}
-                 for p in c.providers
-             ]}
-            for c in reg.conflicts.values()
-        ],
-    }
-
-
-def _print_conflicts(reg: Registry, out: TextIO) -> None:
-    for c in reg.conflicts.values():
-        who = " and ".join(f"{p.name} ({_where(p)})" for p in c.providers)
-        print(f"  {c.op}: defined by {who}", file=out)
-        # describe()'s first sentence repeats the line above; the second says the fix.
-        print(f"    {c.describe().split('. ', 1)[-1]}", file=out)
-
-
-def plugins_command(args: argparse.Namespace, out: TextIO | None = None,
-                    err: TextIO | None = None) -> int:
-    """``autodag plugins [--json]``: print the plugins, their ops, and failures."""
-    out = out or sys.stdout
-    reg = _registry(err or sys.stderr)
-    if reg is None:
-        return 1
-    data = _plugins_data(reg)
-    if args.json:
-        json.dump(data, out, indent=2)
-        out.write("\n")
-        return 0
-    for p, info in zip(data["plugins"], reg.plugins, strict=True):
-        print(f"{p['name']} ({_where(info)})", file=out)
-        print(f"  ops: {', '.join(p['ops']) or '(none)'}", file=out)
-        for op, replaced in p["overrides"].items():
-            print(f"  {op} overrides plugin(s) {', '.join(replaced)}", file=out)
-    if reg.conflicts:
-        print("\nconflicts (these ops are left out until resolved):", file=out)
-        _print_conflicts(reg, out)
-    if data["failed"]:
-        print("\nfailed to load:", file=out)
-        for f in reg.failed:
-            dist = f" ({f.distribution} {f.version or ''})".replace(" )", ")") \
-                if f.distribution else ""
-            print(f"  {f.name}{dist}: {f.reason}", file=out)
-    if data["not_loaded"]:
-        print("\ninstalled but not loaded (AUTODAG_DISABLE_PLUGIN_AUTOLOAD or "
-              "AUTODAG_LOAD_PLUGINS):", file=out)
-        for info, _ in reg.unloaded:
-            print(f"  {info.name} ({_where(info)})", file=out)
-    return 0
 
 
 @dataclass(frozen=True)
@@ -166,19 +63,29 @@ class _Row:
     plugin: str
     result: str
     extra: tuple[str, ...] = ()
+    #: The op's entry of ``--json`` (``checkrun.op_data``, or a skipped/left-out one).
+    data: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 def check_command(args: argparse.Namespace, out: TextIO | None = None,
                   err: TextIO | None = None) -> int:
-    """``autodag check [-v] [PLUGIN ...]``: check ops; 1 on a failure, 2 on misuse."""
+    """``autodag check [-v] [--order N] [--json] [PLUGIN ...]``: check ops; 1 on a
+    failure, 2 on misuse."""
     out, err = out or sys.stdout, err or sys.stderr
-    reg = _registry(err)
+    reg = load_registry(err)
     if reg is None:
         return 1
     wanted = _wanted_plugins(reg, args.plugin, err)
     if wanted is None:
         return 2
-    rows, failures = _collect_rows(reg, wanted, args.verbose)
+    order = getattr(args, "order", 2)
+    rows, failures = _collect_rows(reg, wanted, args.verbose, order)
+    code = 1 if failures or reg.failed or reg.conflicts else 0
+    if getattr(args, "json", False):
+        entries = [(r.plugin, r.data) for r in rows]
+        json.dump(checkrun.check_data(reg, wanted, entries, order, code), out, indent=2)
+        out.write("\n")
+        return code
     _print_table(rows, out)
     if failures:
         print(file=out)
@@ -187,9 +94,9 @@ def check_command(args: argparse.Namespace, out: TextIO | None = None,
     _print_failed_plugins(reg, args.plugin, out)
     if reg.conflicts:
         print("\nconflicts (these ops were left out, not checked):", file=out)
-        _print_conflicts(reg, out)
+        print_conflicts(reg, out)
     print(f"\n{_summary(reg, rows, failures)}", file=out)
-    return 1 if failures or reg.failed or reg.conflicts else 0
+    return code
 
 
 def _wanted_plugins(reg: Registry, names: list[str], err: TextIO) -> list[str] | None:
@@ -220,8 +127,8 @@ def _failed_by_name(reg: Registry) -> dict[str, FailedPlugin]:
     return {key: f for f in reg.failed for key in (f.name, f.distribution) if key}
 
 
-def _collect_rows(reg: Registry, wanted: list[str],
-                  verbose: bool) -> tuple[list[_Row], list[str]]:
+def _collect_rows(reg: Registry, wanted: list[str], verbose: bool,
+                  order: int = 2) -> tuple[list[_Row], list[str]]:
     """The table's rows, op by op of each wanted plugin, and the failure lines."""
     by_plugin = reg.by_plugin()
     rows: list[_Row] = []
@@ -232,7 +139,7 @@ def _collect_rows(reg: Registry, wanted: list[str],
             if name in left_out:
                 rows.append(left_out[name])
                 continue
-            row, failure = _check_row(reg.ops[name], plugin, verbose)
+            row, failure = _check_row(reg.ops[name], plugin, verbose, order)
             rows.append(row)
             if failure is not None:
                 failures.append(failure)
@@ -242,40 +149,47 @@ def _collect_rows(reg: Registry, wanted: list[str],
 def _left_out_rows(reg: Registry, plugin: str) -> dict[str, _Row]:
     """Rows for the ops of ``plugin`` that a conflict left out of the registry, by op."""
     return {c.op: _Row(c.op, plugin, "left out (conflict: defined by "
-                       + " and ".join(p.name for p in c.providers) + "; see below)")
+                       + " and ".join(p.name for p in c.providers) + "; see below)",
+                       data={"op": c.op, "status": "left out", "reason": c.describe(),
+                             "needs": [], "samples": []})
             for c in reg.conflicts.values() if any(p.name == plugin for p in c.providers)}
 
 
-def _check_row(registered: RegisteredOp, plugin: str,
-               verbose: bool) -> tuple[_Row, str | None]:
-    """check_op on one op: its row, and the failure line if it failed."""
+def _check_row(registered: RegisteredOp, plugin: str, verbose: bool,
+               order: int = 2) -> tuple[_Row, str | None]:
+    """check_op on each sample of one op: its row, and the failure line if it failed."""
     from . import testing
 
     name = registered.opdef.name
     if registered.opdef.samples is None:
-        return _Row(name, plugin, "skipped (no samples)"), None
-    try:
-        res = testing.check_op(registered)
-    except Exception as exc:
-        text = _failure_text(exc, verbose)
-        return _Row(name, plugin, "FAIL"), f"{name} ({plugin}): {text}"
+        return _Row(name, plugin, "skipped (no samples)", data={
+            "op": name, "status": "skipped", "reason": "no samples", "needs": [],
+            "samples": []}), None
+    res = checkrun.check_samples(registered, order)
+    data = checkrun.op_data(res)
+    failed = res.failure
+    if failed is not None and failed.error is not None:
+        text = _failure_text(failed.error, verbose)
+        return _Row(name, plugin, "FAIL", data=data), f"{name} ({plugin}): {text}"
     # Symbolic gradients go unsaid in the table: jvp and 2nd order are built on them.
     short = {testing.SYMBOLIC: "", testing.SECOND_ORDER: "2nd order",
              testing.SECOND_ORDER_BUILT: "2nd order built only",
              testing.STATIC_SHAPES: "shapes", testing.INLINE: "inline"}
     done = [short.get(c, c) for c in res.checks if short.get(c, c)]
-    if not res.gradients_checked:
+    if not registered.opdef.differentiable:
         done.insert(0, "forward only")
     elif not registered.opdef.symbolic:
         done.append("first order only: symbolic=False")
+    elif order < 2:
+        done.append("first order only: --order 1")
     extra = [f"needs: {', '.join(res.needs)}"] if res.needs else []
     if verbose:
-        for d in res.details:
+        for d in (s.report for s in res.samples if s.report is not None):
             extra.append(d.describe())
             extra.extend(f"  note: {note}" for note in d.notes)
-    n = res.samples
+    n = len(res.samples)
     result = f"ok ({n} sample{'s' * (n != 1)}: {', '.join(done)})"
-    return _Row(name, plugin, result, tuple(extra)), None
+    return _Row(name, plugin, result, tuple(extra), data), None
 
 
 def _failure_text(exc: Exception, verbose: bool) -> str:

@@ -122,8 +122,13 @@ class Hooks:
 
     def register_ops(self) -> Iterator[tuple[str, object]]:
         """Yield (plugin name, raw hook result) for every plugin implementing the hook."""
-        caller = self._pm.hook.autodag_register_ops
-        # Call each implementation alone so that every op is credited to its plugin.
+        return self.call_each("autodag_register_ops")
+
+    def call_each(self, hook: str) -> Iterator[tuple[str, object]]:
+        """Yield (plugin name, raw result, or the exception raised) of each implementation
+        of the hook named ``hook``, each called alone."""
+        caller = getattr(self._pm.hook, hook)
+        # Call each implementation alone so that every item is credited to its plugin.
         for impl in caller.get_hookimpls():
             try:
                 result: object = impl.function()

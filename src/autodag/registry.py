@@ -28,6 +28,7 @@ from .errors import (
     PluginLoadError,
     PluginWarning,
 )
+from .hooktables import TABLE_SPECS, HookTable, TableSpec, build_table, table_entries
 from .namespace import NumericNamespace
 from .opdef import OpDef
 from .plugins import BUILTIN_NAME as BUILTIN_NAME
@@ -58,6 +59,7 @@ __all__ = [
     "Registry",
     "get_plugin_manager",
     "get_registry",
+    "get_table",
     "register_plugin",
     "reset_plugins",
     "unregister_plugin",
@@ -213,6 +215,7 @@ def register_plugin(plugin: object, name: str | None = None) -> str:
                 except Exception as exc:
                     result = exc
                 collect_ops(registered, result)
+            _check_tables(plugin)
         except pluggy.PluginValidationError as exc:
             raise PluginLoadError(
                 f"plugin {registered!r} was not registered: {unknown_hook_reason(exc)}"
@@ -224,12 +227,53 @@ def register_plugin(plugin: object, name: str | None = None) -> str:
         if clashes:
             raise PluginConflictError(
                 f"plugin {registered!r} was not registered: {clashes[0].describe()}")
+        _check_table_conflicts(pm, registered)
     except Exception:
         # Leave everything usable: a malformed or conflicting plugin is taken back out.
         pm.unregister(plugin)
         pm.infos.pop(registered, None)
         raise
     return registered
+
+
+def _check_tables(plugin: object) -> None:
+    """PluginLoadError when a plugin registered at run time fills a table hook wrongly."""
+    for spec in TABLE_SPECS:
+        fn = getattr(plugin, spec.hook, None)
+        if fn is not None:
+            try:
+                result: object = fn()
+            except Exception as exc:
+                result = exc
+            table_entries(spec, result)
+
+
+def _check_table_conflicts(pm: Manager, registered: str) -> None:
+    """PluginConflictError when a plugin registered at run time clashes in a table."""
+    for spec in TABLE_SPECS:
+        table = build_table(pm, spec, _registered(pm), quiet=True)
+        for c in table.conflicts.values():
+            if any(p.name == registered for p in c.providers):
+                raise PluginConflictError(
+                    f"plugin {registered!r} was not registered: {c.describe()}")
+
+
+def _registered(pm: Manager) -> dict[str, PluginInfo]:
+    """Every registered plugin (those the op registry skipped are unregistered)."""
+    return {name: _info_for(pm, name) for name, _ in pm.list_name_plugin()}
+
+
+def get_table(spec: TableSpec) -> HookTable:
+    """The table of a table hook (``hooktables.ONNX_CONVERTERS``...) from the loaded
+    plugins, rebuilt with the op registry."""
+    reg = get_registry()
+    key = f"table:{spec.hook}"
+    table = reg.derived.get(key)
+    if not isinstance(table, HookTable):
+        with _lock:
+            table = build_table(_get_manager(), spec, _registered(_get_manager()))
+        reg.derived[key] = table
+    return table
 
 
 def unregister_plugin(plugin_or_name: object) -> None:

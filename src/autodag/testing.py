@@ -21,11 +21,13 @@ from typing import Any, Final
 
 import numpy as np
 
+from .errors import ArgumentError
 from .opcheck.recording import OpState
 
 # The check names are public too (``testing.GRADIENTS``...): re-exported explicitly.
 from .opcheck.results import CHECKS, OpCheckError, OpCheckResult, SampleReport
 from .opcheck.results import FLOAT32 as FLOAT32
+from .opcheck.results import FORWARD as FORWARD
 from .opcheck.results import GRADIENTS as GRADIENTS
 from .opcheck.results import INLINE as INLINE
 from .opcheck.results import JVP as JVP
@@ -52,6 +54,8 @@ def check_op(
     atol: float = 1e-6,
     seed: int = 0,
     check_dtypes: bool = True,
+    order: int = 2,
+    sample: int | None = None,
 ) -> OpCheckResult:
     """Check an op as users will call it; raise OpCheckError on the first defect.
 
@@ -83,14 +87,33 @@ def check_op(
     * with ``check_dtypes``, float32 inputs must give a float32 value and gradients.
 
     Ops without a backward rule get the forward, shape, template and dtype checks.
+    ``order=1`` leaves out the second-order check (for an op whose rules are meant to be
+    differentiated once); ``sample=k`` checks only sample ``k`` of the op's samples, drawn
+    as for all of them (the pytest plugin makes one test of each sample). A failure's
+    ``OpCheckError`` has ``check`` (which check failed) and ``report`` (what passed before).
     """
+    if order not in (1, 2):
+        raise ArgumentError(f"check_op: order must be 1 or 2, got {order!r}")
     registered, label = _resolve(op)
-    samples = _samples(registered.opdef, label, inputs, attrs, seed)
+    samples = _pick(list(enumerate(_samples(registered.opdef, label, inputs, attrs, seed))),
+                    sample, label, bool(inputs))
     state = OpState(registered)
-    reports = [check_sample(state, label, sample, k, seed, eps=eps, rtol=rtol, atol=atol,
-                            check_dtypes=check_dtypes)
-               for k, sample in enumerate(samples)]
+    reports = [check_sample(state, label, s, k, seed, eps=eps, rtol=rtol, atol=atol,
+                            check_dtypes=check_dtypes, order=order)
+               for k, s in samples]
     return _result(registered.opdef, reports, state.needs())
+
+
+def _pick(samples: list[tuple[int, Sample]], sample: int | None, label: str,
+          given: bool) -> list[tuple[int, Sample]]:
+    """All the (index, sample) pairs, or only number ``sample`` of the op's own."""
+    if sample is None:
+        return samples
+    if given or not 0 <= sample < len(samples):
+        raise ArgumentError(
+            f"check_op: sample={sample!r} needs the op's own samples; {label} has "
+            f"{len(samples)}" + (" (inputs were given)" if given else ""))
+    return [samples[sample]]
 
 
 def _samples(opdef: OpDef, label: str, inputs: tuple[Any, ...],

@@ -7,10 +7,10 @@ from typing import Any, Final
 import numpy as np
 
 from .backend import is_array, namespace_of
-from .errors import ArgumentError
+from .errors import ArgumentError, FeedError
 from .overloading import Overloads
 
-__all__ = ["as_value"]
+__all__ = ["as_value", "foreign_feed"]
 
 _NUMERIC_KINDS: Final = frozenset("biuf")
 
@@ -57,3 +57,21 @@ def _foreign_value(value: Any, what: str, error: type[ArgumentError]) -> Any:
     if not numeric:
         raise error(f"{what}: value must be numeric, got an array of dtype {value.dtype}")
     return value
+
+
+def foreign_feed(v: Any, dtype: np.dtype[Any], exact: bool, label: str) -> Any:
+    """A feed that is an array of another library, converted to the declared ``dtype``
+    by that library (asked of its own namespace); FeedError where that is unsafe."""
+    xp = namespace_of(v)
+    want = getattr(xp, dtype.name, None)
+    if exact and want is not None and v.dtype != want:
+        if not xp.can_cast(v.dtype, want) and not (
+                xp.isdtype(v.dtype, "real floating") and xp.isdtype(want, "real floating")):
+            raise FeedError(
+                f"feed for {label} has dtype {v.dtype}, which does not convert safely to "
+                f"its declared dtype {dtype}"
+            )
+        v = xp.astype(v, want)
+    elif dtype.kind == "f" and want is not None and xp.isdtype(v.dtype, ("bool", "integral")):
+        v = xp.astype(v, want)
+    return v

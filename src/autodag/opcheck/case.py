@@ -39,6 +39,8 @@ class Case:
     #: Largest error of each check passed so far (None: nothing compared).
     errors: dict[str, float | None] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    #: The check under way, which a failure is credited to (None: the forward call).
+    running: str | None = None
 
     @classmethod
     def of(cls, state: OpState, label: str, sample: Sample, k: int, seed: int, eps: float,
@@ -88,9 +90,12 @@ class Case:
         if np.any(bad):
             score = np.where(np.isnan(err), np.inf, err - tol)
             at = tuple(int(j) for j in np.unravel_index(int(np.argmax(score)), err.shape))
-            raise self.fail(
+            exc = self.fail(
                 f"{what} is wrong at index {at}: {got_name} gave {got[at]:.8g}, "
                 f"{want_name} {want[at]:.8g} (|error| {err[at]:.3g} > tolerance "
                 f"{tol[at]:.3g}; {int(np.sum(bad))} of {err.size} elements wrong)"
             )
+            largest = float(np.max(err))
+            exc.max_abs_error = largest if np.isfinite(largest) else None
+            raise exc
         return float(np.max(err)) if err.size else 0.0

@@ -26,8 +26,19 @@ CHECKS: Final = (GRADIENTS, SYMBOLIC, JVP, SECOND_ORDER, SECOND_ORDER_BUILT, STA
                  INLINE, FLOAT32)
 
 
+#: The pseudo-check of a failure before any check passed: the forward call itself.
+FORWARD: Final = "forward"
+
+
 class OpCheckError(AssertionError):
     """``check_op`` found a defect: the message names the op, sample, check and element."""
+
+    #: The check that failed (one of ``CHECKS``, or ``FORWARD``), set by ``check_op``.
+    check: str | None = None
+    #: The failing sample's checks that passed before the failure, set by ``check_op``.
+    report: SampleReport | None = None
+    #: The largest |error| of a failed comparison (None: no numbers compared, or NaN).
+    max_abs_error: float | None = None
 
 
 @dataclass(frozen=True)

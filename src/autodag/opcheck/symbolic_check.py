@@ -19,8 +19,8 @@ from .sample_graph import SampleGraph
 
 
 def check_symbolic(case: Case, b: SampleGraph, values: list[Any], w: Any,
-                   reference: list[Any]) -> None:
-    """Gradients, forward mode and second order through the rule run on nodes."""
+                   reference: list[Any], order: int = 2) -> None:
+    """Gradients, forward mode and (``order`` 2) second order through the rule on nodes."""
     xs = b.xs()
     start = len(b.graph.nodes)
     gs = attempt(case, "autodag.gradients (the symbolic gradient of sum(out * w))",
@@ -34,8 +34,11 @@ def check_symbolic(case: Case, b: SampleGraph, values: list[Any], w: Any,
             gk, reference[k], f"the symbolic gradient (autodag.gradients) of "
             f"{case.input_name(k)}", "autodag.gradients", "the backward rule on numbers"))
     case.passed(SYMBOLIC, worst)
+    case.running = JVP
     check_jvp(case, b, values, w, reference)
-    check_second_order(case, b, gs, values, w)
+    if order >= 2:
+        case.running = SECOND_ORDER
+        check_second_order(case, b, gs, values, w)
 
 
 def check_jvp(case: Case, b: SampleGraph, values: list[Any], w: Any,

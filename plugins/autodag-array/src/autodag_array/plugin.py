@@ -18,7 +18,8 @@ ops are defined by concern: :mod:`.reductions` (sum, mean, max), :mod:`.statisti
 :mod:`.reorder` (flip, roll, moveaxis, rot90, ravel, atleast_nd, sort, argsort, cumsum,
 cumprod), :mod:`.indexing`, :mod:`.along` (take_along_axis) and :mod:`.gather` (repeat,
 tile, take, pad, diff). split and array_split, which return several nodes, are functions
-of :mod:`.splitting`, not ops; prod is in :mod:`.products`.
+of :mod:`.splitting` (NumPy's on a node call them), their ops one piece each; prod is in
+:mod:`.products`.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from .gather import (
     TILE_GRAD,
 )
 from .indexing import GETITEM, SCATTER_ADD
+from .onnx_rules import autodag_onnx_converters as autodag_onnx_converters
 from .products import PROD, PROD_OTHERS
 from .reductions import MAX, MAX_WEIGHTS, MEAN, MEAN_GRAD, SUM
 from .reorder import (
@@ -69,6 +71,7 @@ from .shaping import (
     STOP_GRADIENT,
     TRANSPOSE,
 )
+from .splitting import ARRAY_SPLIT, SPLIT
 from .statistics import (
     ARGMAX,
     ARGMIN,
@@ -122,6 +125,8 @@ OPS: Final[tuple[OpDef, ...]] = (
     TAKE,
     PAD,
     DIFF,
+    SPLIT,
+    ARRAY_SPLIT,
     # Helpers that backward rules call through xp; each is differentiable again.
     MEAN_GRAD,
     MAX_WEIGHTS,

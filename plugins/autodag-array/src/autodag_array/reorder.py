@@ -11,6 +11,7 @@ the standard's namesake (``flip``, ``roll``, ``permute_dims``, ``sort``,
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, Final
 
 import numpy as np
@@ -247,18 +248,25 @@ RAVEL: Final = _op(
     "ravel", _ravel, lambda xp, g, out, a: xp.reshape_like(g, a), {}, _shapes_samples,
     "The input flattened to 1-D (C order), as numpy.ravel.",
 )
-ATLEAST_1D: Final = _op(
-    "atleast_1d", _atleast(np.atleast_1d), lambda xp, g, out, a: xp.reshape_like(g, a), {},
-    _shapes_samples, "The input with at least 1 axis, as numpy.atleast_1d (one input).",
-)
-ATLEAST_2D: Final = _op(
-    "atleast_2d", _atleast(np.atleast_2d), lambda xp, g, out, a: xp.reshape_like(g, a), {},
-    _shapes_samples, "The input with at least 2 axes, as numpy.atleast_2d (one input).",
-)
-ATLEAST_3D: Final = _op(
-    "atleast_3d", _atleast(np.atleast_3d), lambda xp, g, out, a: xp.reshape_like(g, a), {},
-    _shapes_samples, "The input with at least 3 axes, as numpy.atleast_3d (one input).",
-)
+def _atleast_op(n: int, fn: Callable[..., Any]) -> OpDef:
+    name = f"atleast_{n}d"
+
+    def numpy_function(*arys: Any) -> Any:
+        # NumPy's: one array for one input, a tuple of them for several.
+        import autodag
+
+        op = autodag.ops.get(name)
+        return op(arys[0]) if len(arys) == 1 else tuple(op(a) for a in arys)
+
+    return replace(_op(
+        name, _atleast(fn), lambda xp, g, out, a: xp.reshape_like(g, a), {}, _shapes_samples,
+        f"The input with at least {n} ax{'is' if n == 1 else 'es'}, as numpy.{name} (one "
+        f"input; numpy.{name} on several nodes gives a tuple)."), numpy_function=numpy_function)
+
+
+ATLEAST_1D: Final = _atleast_op(1, np.atleast_1d)
+ATLEAST_2D: Final = _atleast_op(2, np.atleast_2d)
+ATLEAST_3D: Final = _atleast_op(3, np.atleast_3d)
 SORT: Final = _op(
     "sort", _sort, _sort_vjp, {"axis": -1}, _axis_samples(-1, 0, None),
     "Sorted along axis (None: flattened), stably, as numpy.sort; each gradient goes "

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, Final
 
 import numpy as np
 
-from autodag import OpDef, Sample
+from autodag import ArgumentError, Node, OpDef, Sample, ShapeMismatchError
 from autodag.axes import checked_axes as _checked_axes
 from autodag.backend import namespace_of
+from autodag.shapes import StaticShapes
 
 from ._xp import float_dtype, floated, foreign, reshape, shape_of
 from .reductions import _mean_grad, _reduction_samples, keepdims_form
@@ -143,6 +145,31 @@ def _average(a: Any, axis: Any, weights: Any) -> Any:
     if weights is None:
         return xp.mean(af, axis=axes)
     return xp.sum(af * xp.asarray(_normalised(weights, shape, axis), dtype=af.dtype), axis=axes)
+
+
+def _numpy_average(a: Any, axis: Any = None, weights: Any = None, **rest: Any) -> Any:
+    """numpy.average(node, ...): the op, or with weights a node (differentiated, so
+    not an attribute) sum(a * w) / sum(w) built from ops."""
+    import autodag
+
+    ops: Any = autodag.ops
+    if not isinstance(weights, Node):
+        return ops.average(a, axis=axis, weights=weights, **rest)
+    if rest:
+        raise ArgumentError(f"numpy.average on nodes with node weights takes a, axis and "
+                            f"weights only, not {sorted(rest)}")
+    known = StaticShapes()
+    shape = known.require(a, "for numpy.average") if isinstance(a, Node) else np.shape(a)
+    w_shape = known.require(weights, "for numpy.average's weights")
+    w = weights
+    if tuple(w_shape) != tuple(shape):
+        (ax,) = _checked_axes("average", axis, tuple(shape), tuples=False, none=False)
+        if tuple(w_shape) != (shape[ax],):
+            raise ShapeMismatchError(
+                f"average: weights of shape {tuple(w_shape)} for an input of shape "
+                f"{tuple(shape)}: give a's shape, or 1-D along the int axis {axis!r}")
+        w = ops.reshape(w, (1,) * ax + (-1,) + (1,) * (len(shape) - ax - 1))
+    return ops.sum(a * w, axis=axis) / ops.sum(w, axis=axis)
 
 
 def _average_grad(g: Any, like: Any, axis: Any, weights: Any) -> Any:
@@ -289,14 +316,14 @@ MEDIAN_WEIGHTS: Final = _op(
     "Where a holds its median over axis, the share of the median's gradient (not "
     "differentiable).",
 )
-AVERAGE: Final = _op(
+AVERAGE: Final = replace(_op(
     "average", _average,
     lambda xp, g, out, a, axis, weights: xp.average_grad(g, a, axis=axis, weights=weights),
     {"axis": None, "weights": None}, _average_samples,
     "Weighted average over axis, as numpy.average (in the input's float dtype). weights "
-    "(None: the mean) is a static attribute, not an input: an array of a's shape, or "
-    "1-D along an int axis; it is not differentiated.",
-)
+    "(None: the mean) is a static attribute: an array of a's shape, or 1-D along an int "
+    "axis, not differentiated (numpy.average with node weights differentiates them).",
+), numpy_function=_numpy_average)
 AVERAGE_GRAD: Final = OpDef(
     name="average_grad", arity=2, attributes={"axis": None, "weights": None},
     forward=_average_grad,

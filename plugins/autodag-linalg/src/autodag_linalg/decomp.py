@@ -9,9 +9,10 @@ Eigenvalue gradients ``V diag(g) V.T`` hold everywhere the eigenvalues are disti
 (at a repeated eigenvalue they depend on the eigenvectors NumPy picks, as in JAX and
 autograd); eigenvectors' gradients need distinct eigenvalues (at a repeated one they
 are inf or NaN). Singular values' gradients ``U diag(g) V.T`` need them distinct and
-nonzero. qr's R (``mode='r'``: one output) has gradients for full-rank inputs with at
-least as many rows as columns. NumPy-only (``array_api=False``): Dask's linalg has no
-eigvalsh, and its qr takes only 2-D arrays chunked along the rows.
+nonzero. qr's R has gradients for full-rank inputs with at least as many rows as
+columns. Every op runs on any backend (``array_api=True``, see :mod:`._dispatch`).
+:mod:`.factors` has the other factors (U, Vh, Q) and what
+``numpy.linalg.eigh``/``svd``/``qr`` return on nodes.
 """
 
 from __future__ import annotations
@@ -20,16 +21,18 @@ from typing import Any, Final
 
 import numpy as np
 
-from autodag import OpDef, Sample
+from autodag import GradientError, OpDef, Sample
 from autodag.backend import namespace_of
 
-from ._einsum import any_foreign
-from .solvers import linalg_call, mT
+from ._dispatch import linalg_apply, linalg_call
+from ._einsum import any_foreign, shape_of
+from .results import QRResult
+from .solvers import mT
 
-__all__ = ["CHOLESKY", "EIGH_VECTORS", "EIGVALSH", "QR", "SVDVALS", "svdvals_vjp"]
+__all__ = ["CHOLESKY", "EIGH_VECTORS", "EIGVALSH", "QR", "SVDVALS", "eigh_samples",
+           "qr_reduced", "svdvals_samples", "svdvals_vjp"]
 
 _Rng = np.random.Generator
-_FLIP: Final = (Ellipsis, slice(None, None, -1))
 
 
 def _sym(a: Any) -> Any:
@@ -57,13 +60,12 @@ def _cholesky_vjp(xp: Any, g: Any, out: Any, a: Any, upper: bool) -> Any:
 
 
 def _eigvalsh(a: Any, UPLO: str) -> Any:
-    return linalg_call("eigvalsh", _sym(a), core=1)
+    return linalg_call("eigvalsh", _sym(a))
 
 
 def _eigh_vectors(a: Any, UPLO: str) -> Any:
-    if any_foreign((a,)):
-        return namespace_of(a).linalg.eigh(_sym(a)).eigenvectors
-    return np.linalg.eigh(_sym(a)).eigenvectors
+    return linalg_apply(lambda x: np.linalg.eigh(x).eigenvectors, "(i,j)->(i,j)", _sym(a),
+                        xp_fn=lambda xp, x: xp.linalg.eigh(x).eigenvectors)
 
 
 def _eigvalsh_vjp(xp: Any, g: Any, out: Any, a: Any, UPLO: str) -> Any:
@@ -82,9 +84,9 @@ def _eigh_vectors_vjp(xp: Any, g: Any, out: Any, a: Any, UPLO: str) -> Any:
 
 
 def _svdvals(x: Any) -> Any:
-    if any_foreign((x,)):
-        return namespace_of(x).linalg.svdvals(x)
-    return np.linalg.svd(x, compute_uv=False)
+    m, n = shape_of(x)[-2:]
+    return linalg_apply(lambda v: np.linalg.svd(v, compute_uv=False), "(i,j)->(k)", x,
+                        xp_fn=lambda xp, v: xp.linalg.svdvals(v), sizes={"k": min(m, n)})
 
 
 def svdvals_vjp(xp: Any, g: Any, out: Any, x: Any) -> Any:
@@ -93,29 +95,58 @@ def svdvals_vjp(xp: Any, g: Any, out: Any, x: Any) -> Any:
     tall = m >= n
     gram = xp.matmul(mT(xp, x), x) if tall else xp.matmul(x, mT(xp, x))
     # The Gram matrix's eigenvectors are the right (left) singular vectors, ascending.
-    vecs = xp.getitem(xp.linalg_eigh_vectors(gram), _FLIP)
+    vecs = xp.flip(xp.linalg_eigh_vectors(gram), axis=-1)  # torch has no negative steps
     spread = xp.einsum([vecs, g / out, vecs], subscripts="...ij,...j,...kj->...ik")
     return xp.matmul(x, spread) if tall else xp.matmul(spread, x)
 
 
+_QR_MODES: Final = ("reduced", "complete", "r")
+
+
+def qr_reduced(op: str, xp: Any, a: Any, mode: str, square: bool) -> int:
+    """The number of columns of ``a`` once checked that its QR has a gradient."""
+    m, n = tuple(xp.shape(a))[-2:]
+    if m < n or (square and mode == "complete" and m != n):
+        need = "a square input" if m >= n else "at least as many rows as columns"
+        raise GradientError(
+            f"{op}: no gradient of mode={mode!r} for a {m} x {n} input: it needs {need} "
+            "(as in JAX)")
+    return int(n)
+
+
 def _qr(a: Any, mode: str) -> Any:
-    if mode != "r":
-        raise ValueError(f"linalg_qr gives one output, R: call it with mode='r', not "
-                         f"{mode!r} (numpy.linalg.qr's other modes give two)")
-    if any_foreign((a,)):
-        return namespace_of(a).linalg.qr(a, mode="reduced").R
-    return np.linalg.qr(a, mode="r")
+    if mode not in _QR_MODES:
+        raise ValueError(f"linalg_qr: mode must be one of {_QR_MODES} (R of "
+                         f"numpy.linalg.qr in that mode), not {mode!r}")
+    full = "complete" if mode == "complete" else "reduced"
+    m, n = shape_of(a)[-2:]
+    qr: Any = np.linalg.qr  # its stubs take a literal mode only
+    return linalg_apply(lambda x: qr(x, mode=full).R, "(i,j)->(k,j)", a,
+                        xp_fn=lambda xp, x: xp.linalg.qr(x, mode=full).R,
+                        sizes={"k": m if full == "complete" else min(m, n)})
 
 
 def _qr_vjp(xp: Any, g: Any, out: Any, a: Any, mode: str) -> Any:
-    m, n = tuple(xp.shape(a))[-2:]
-    if m < n:
-        raise ValueError(f"linalg_qr: no gradient for a wide input ({m} x {n}): R's "
-                         "gradient needs at least as many rows as columns")
+    n = qr_reduced("linalg_qr", xp, a, mode, square=False)
+    if mode == "complete":  # R's rows below the n-th are zeros whatever a is
+        rows = (Ellipsis, slice(None, n), slice(None))
+        g, out = xp.getitem(g, rows), xp.getitem(out, rows)
     q = mT(xp, xp.linalg_solve(mT(xp, out), mT(xp, a)))  # Q = A R^-1
     x = xp.matmul(g, mT(xp, out))
     x = xp.triu(x) + xp.tril(mT(xp, x), k=-1)
     return mT(xp, xp.linalg_solve(out, mT(xp, xp.matmul(q, x))))  # Q X R^-T
+
+
+def _numpy_qr(a: Any, mode: str = "reduced") -> Any:
+    """numpy.linalg.qr(node): QRResult(Q, R) of nodes, or R alone for mode='r'."""
+    import autodag
+
+    if mode not in _QR_MODES:
+        raise ValueError(f"numpy.linalg.qr on a node: mode must be one of {_QR_MODES}, "
+                         f"not {mode!r} ('raw' gives LAPACK's reflectors, not factors)")
+    ops: Any = autodag.ops  # the op functions themselves, never a namespace's tuple
+    r = ops.linalg_qr(a, mode=mode)
+    return r if mode == "r" else QRResult(ops.linalg_qr_q(a, mode=mode), r)
 
 
 def _spd(rng: _Rng, *shape: int) -> Any:
@@ -130,7 +161,8 @@ def _cholesky_samples(rng: _Rng) -> list[Sample]:
             Sample((_spd(rng, 3, 3),), {"upper": True})]
 
 
-def _eigh_samples(rng: _Rng) -> list[Sample]:
+def eigh_samples(rng: _Rng) -> list[Sample]:
+    """Symmetric matrices with distinct eigenvalues."""
     def sym(*shape: int) -> Any:
         b = rng.standard_normal(shape)
         return b + np.swapaxes(b, -1, -2) + np.diag(np.arange(shape[-1]) * 1.5)
@@ -138,7 +170,8 @@ def _eigh_samples(rng: _Rng) -> list[Sample]:
     return [Sample((sym(3, 3),)), Sample((sym(2, 2, 2),))]
 
 
-def _svdvals_samples(rng: _Rng) -> list[Sample]:
+def svdvals_samples(rng: _Rng) -> list[Sample]:
+    """Tall, wide and square matrices with distinct nonzero singular values."""
     r = rng.standard_normal
     return [Sample((r((3, 2)) + np.eye(3, 2) * np.array([2.0, 1.0]),)),
             Sample((r((2, 2, 3)) + np.eye(2, 3) * np.array([2.0, 1.0, 0.0]),)),
@@ -148,36 +181,39 @@ def _svdvals_samples(rng: _Rng) -> list[Sample]:
 def _qr_samples(rng: _Rng) -> list[Sample]:
     r = rng.standard_normal
     return [Sample((r((3, 2)) + np.eye(3, 2) * 2.0,), {"mode": "r"}),
-            Sample((r((2, 3, 3)) + np.eye(3) * 2.0,), {"mode": "r"})]
+            Sample((r((2, 3, 3)) + np.eye(3) * 2.0,)),
+            Sample((r((3, 2)) + np.eye(3, 2) * 2.0,), {"mode": "complete"})]
 
 
 QR: Final = OpDef(
     name="linalg_qr", arity=1, attributes={"mode": "reduced"}, forward=_qr,
-    backward=(_qr_vjp,), input_names=("a",), samples=_qr_samples,
-    doc="R of the QR decomposition, as numpy.linalg.qr(a, mode='r') (the one mode "
-        "taken); gradients for full-rank inputs with rows >= columns.",
+    backward=(_qr_vjp,), input_names=("a",), array_api=True, samples=_qr_samples,
+    numpy_function=_numpy_qr,
+    doc="R of numpy.linalg.qr in that mode ('reduced', 'complete', 'r'); on a node "
+        "numpy.linalg.qr gives (Q, R) (linalg_qr_q, this); gradients for full-rank "
+        "inputs with rows >= columns.",
 )
 CHOLESKY: Final = OpDef(
     name="linalg_cholesky", arity=1, attributes={"upper": False}, forward=_cholesky,
-    backward=(_cholesky_vjp,), input_names=("a",), samples=_cholesky_samples,
+    backward=(_cholesky_vjp,), input_names=("a",), array_api=True, samples=_cholesky_samples,
     doc="Cholesky factor of (a + a.T) / 2, as numpy.linalg.cholesky (lower, or upper "
         "with upper=True; NaN where not positive-definite).",
 )
 EIGVALSH: Final = OpDef(
     name="linalg_eigvalsh", arity=1, attributes={"UPLO": "L"}, forward=_eigvalsh,
-    backward=(_eigvalsh_vjp,), input_names=("a",), samples=_eigh_samples,
+    backward=(_eigvalsh_vjp,), input_names=("a",), array_api=True, samples=eigh_samples,
     doc="Eigenvalues (ascending) of (a + a.T) / 2, as numpy.linalg.eigvalsh (UPLO does "
         "not matter: both triangles are read); gradient V diag(g) V.T.",
 )
 EIGH_VECTORS: Final = OpDef(
     name="linalg_eigh_vectors", arity=1, attributes={"UPLO": "L"}, forward=_eigh_vectors,
-    backward=(_eigh_vectors_vjp,), input_names=("a",), samples=_eigh_samples,
+    backward=(_eigh_vectors_vjp,), input_names=("a",), array_api=True, samples=eigh_samples,
     doc="The eigenvectors numpy.linalg.eigh gives for (a + a.T) / 2 (columns, signs as "
         "LAPACK picks them); gradients need distinct eigenvalues.",
 )
 SVDVALS: Final = OpDef(
     name="linalg_svdvals", arity=1, forward=_svdvals, backward=(svdvals_vjp,),
-    input_names=("x",), samples=_svdvals_samples,
+    input_names=("x",), array_api=True, samples=svdvals_samples,
     doc="Singular values (descending), as numpy.linalg.svdvals; gradient U diag(g) V.T "
         "where they are distinct and nonzero.",
 )

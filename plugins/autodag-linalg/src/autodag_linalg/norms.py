@@ -9,8 +9,7 @@ has a zero gradient; 'nuc' and 2/-2 need distinct nonzero singular values.
 
 On another library's arrays the forward is the standard's ``linalg.vector_norm`` or
 ``linalg.matrix_norm`` (over the last two axes, the pair moved there). The rules of
-'nuc' and 2/-2 use ``linalg_svdvals``, which is NumPy-only: their gradients there are a
-BackendError naming it; every other norm differentiates on any backend. (Dask's
+'nuc' and 2/-2 use ``linalg_svdvals``, which runs on any backend too. (Dask's
 matrix_norm computes 2 and -2 of single matrices only.)
 """
 

@@ -1,16 +1,12 @@
 """numpy.linalg's inverses and determinants: inv, solve, det, slogdet, matrix_power, pinv.
 
-All take stacks of matrices (the last two axes) as NumPy does, and are NumPy-only
-(``array_api=False``): Dask's linalg has no det, slogdet, pinv or matrix_power and its
-inv and solve take single 2-D matrices only, so no one forward serves every backend.
+All take stacks of matrices (the last two axes) as NumPy does, and run on any backend
+(``array_api=True``, see :mod:`._dispatch`): NumPy's functions on NumPy values and,
+matrix by matrix, on Dask's; the standard's ``linalg`` functions on other arrays.
 
 A singular matrix gives NaN where NumPy raises LinAlgError (as JAX answers): the
 engine infers shapes by running forwards on all-ones matrices, which are singular.
 The rules hold where the matrix is invertible (pinv's where its rank is constant).
-
-Static shape inference may still hand a forward another library's arrays (its
-dummies): they take that library's ``linalg`` function (``linalg_call``), a whole
-stack of NaN where it fails, so that the op is refused by name when the graph runs.
 """
 
 from __future__ import annotations
@@ -21,12 +17,12 @@ from typing import Any, Final
 import numpy as np
 
 from autodag import REQUIRED, OpDef, Sample
-from autodag.backend import namespace_of
 
-from ._einsum import any_foreign, shape_of
+from ._dispatch import linalg_apply, linalg_call
+from ._einsum import shape_of
+from .results import SlogdetResult
 
-__all__ = ["DET", "INV", "MATRIX_POWER", "PINV", "SLOGDET", "SLOGDET_SIGN", "SOLVE",
-           "linalg_call", "mT", "nan_where_fails"]
+__all__ = ["DET", "INV", "MATRIX_POWER", "PINV", "SLOGDET", "SLOGDET_SIGN", "SOLVE", "mT"]
 
 _Rng = np.random.Generator
 
@@ -36,48 +32,30 @@ def mT(xp: Any, x: Any) -> Any:
     return xp.swapaxes(x, -1, -2)
 
 
-def nan_where_fails(fn: Callable[..., Any], a: Any, *rest: Any, core: int = 2) -> Any:
-    """``fn(a, *rest)``, with NaN for the matrices of the stack ``a`` that make it raise
-    LinAlgError (``core``: the result's axes per matrix of ``a``)."""
-    try:
-        return fn(a, *rest)
-    except np.linalg.LinAlgError:
-        pass
-    dtype = np.result_type(a)
-    a = np.array(a, dtype=dtype if dtype.kind in "fc" else np.float64)  # a copy to write
-    batch = a.shape[:-2]
-    bad = np.zeros(batch, dtype=bool)
-    for idx in np.ndindex(batch):
-        try:
-            fn(a[idx], *rest)
-        except np.linalg.LinAlgError:
-            bad[idx] = True
-    a[bad] = np.eye(a.shape[-1], a.shape[-2], dtype=a.dtype)
-    return np.where(bad.reshape(batch + (1,) * core), np.nan, fn(a, *rest))
-
-
-def linalg_call(name: str, a: Any, *rest: Any, core: int = 2) -> Any:
-    """``numpy.linalg.<name>(a, *rest)`` (NaN where it fails), or on another library's
-    arrays its own ``linalg.<name>``."""
-    if not any_foreign((a, *rest)):
-        return nan_where_fails(getattr(np.linalg, name), a, *rest, core=core)
-    xp = namespace_of(a, *rest)
-    fn = getattr(xp.linalg, name)
-    try:
-        return fn(a, *rest)
-    except (np.linalg.LinAlgError, RuntimeError):
-        # torch's LinAlgError is a RuntimeError. The identity never fails: its result
-        # gives the shape and dtype, NaN every value.
-        eye = a * 0 + xp.eye(a.shape[-2], a.shape[-1], dtype=a.dtype)
-        return fn(eye, *rest) * float("nan")
-
-
 def _inv_vjp(xp: Any, g: Any, out: Any, a: Any) -> Any:
     return -xp.matmul(xp.matmul(mT(xp, out), g), mT(xp, out))
 
 
+def _solve_vector(a: Any, b: Any) -> Any:
+    # NumPy reads b as a vector only when 1-D: a block of vectors is a stack of them.
+    return np.linalg.solve(a, b[..., None])[..., 0]
+
+
 def _solve(a: Any, b: Any) -> Any:
-    return linalg_call("solve", a, b, core=1 if len(shape_of(b)) == 1 else 2)
+    def xp_solve(xp: Any, x: Any, y: Any) -> Any:
+        return xp.linalg.solve(x, y)
+
+    if len(shape_of(b)) == 1:
+        return linalg_apply(_solve_vector, "(i,j),(j)->(i)", a, b, xp_fn=xp_solve)
+    return linalg_apply(np.linalg.solve, "(i,j),(j,k)->(i,k)", a, b, xp_fn=xp_solve)
+
+
+def _slogdet_part(k: int) -> Callable[[Any], Any]:
+    def forward(a: Any) -> Any:
+        return linalg_apply(lambda x: np.linalg.slogdet(x)[k], "(i,j)->()", a,
+                            xp_fn=lambda xp, x: xp.linalg.slogdet(x)[k])
+
+    return forward
 
 
 def _solve_vjps(k: int) -> Callable[..., Any]:
@@ -131,9 +109,10 @@ def _matrix_power_vjp(xp: Any, g: Any, out: Any, a: Any, n: int) -> Any:
 
 
 def _pinv(a: Any, rcond: Any, hermitian: bool) -> Any:
-    if any_foreign((a,)):
-        return namespace_of(a).linalg.pinv(a)  # rtol, the standard's rcond: its default
-    return np.linalg.pinv(a, rcond, hermitian)
+    # The standard's pinv has rtol, NumPy's rcond, each with its own default: an rcond
+    # given is passed as rtol.
+    return linalg_apply(lambda x: np.linalg.pinv(x, rcond, hermitian), "(i,j)->(j,i)", a,
+                        xp_fn=lambda xp, x: xp.linalg.pinv(x, rtol=rcond))
 
 
 def _pinv_vjp(xp: Any, g: Any, out: Any, a: Any, rcond: Any, hermitian: bool) -> Any:
@@ -182,18 +161,18 @@ def _pinv_samples(rng: _Rng) -> list[Sample]:
 
 
 INV: Final = OpDef(
-    name="linalg_inv", arity=1, forward=lambda a: linalg_call("inv", a),
+    name="linalg_inv", arity=1, forward=lambda a: linalg_call("inv", a), array_api=True,
     backward=(_inv_vjp,), input_names=("a",), samples=_square_samples,
     doc="Matrix inverse, as numpy.linalg.inv (NaN for a singular matrix).",
 )
 SOLVE: Final = OpDef(
     name="linalg_solve", arity=2, forward=_solve, backward=(_solve_vjps(0), _solve_vjps(1)),
-    input_names=("a", "b"), samples=_solve_samples,
+    input_names=("a", "b"), samples=_solve_samples, array_api=True,
     doc="Solve a x = b, as numpy.linalg.solve (b a vector only when 1-D; NaN for a "
         "singular a).",
 )
 DET: Final = OpDef(
-    name="linalg_det", arity=1, forward=lambda a: linalg_call("det", a, core=0),
+    name="linalg_det", arity=1, forward=lambda a: linalg_call("det", a), array_api=True,
     backward=(_det_vjp,),
     input_names=("a",), samples=_det_samples,
     doc="Determinant, as numpy.linalg.det; its gradient det * inv(a).T holds where a is "
@@ -203,11 +182,12 @@ def _numpy_slogdet(a: Any) -> tuple[Any, Any]:
     """numpy.linalg.slogdet(node): the pair (sign, logabsdet), as NumPy returns it."""
     import autodag
 
-    return autodag.ops.linalg.slogdet_sign(a), autodag.ops.linalg.slogdet(a)
+    ops = autodag.ops  # the ops themselves: ops.linalg may stand for this function
+    return SlogdetResult(ops.linalg_slogdet_sign(a), ops.linalg_slogdet(a))
 
 
 SLOGDET: Final = OpDef(
-    name="linalg_slogdet", arity=1, forward=lambda a: linalg_call("slogdet", a)[1],
+    name="linalg_slogdet", arity=1, forward=_slogdet_part(1), array_api=True,
     backward=(_slogdet_vjp,), input_names=("a",), samples=_det_samples,
     numpy_function=_numpy_slogdet,
     doc="log|det a|: the logabsdet of numpy.linalg.slogdet (its sign, not "
@@ -215,7 +195,7 @@ SLOGDET: Final = OpDef(
         "the pair); gradient inv(a).T.",
 )
 SLOGDET_SIGN: Final = OpDef(
-    name="linalg_slogdet_sign", arity=1, forward=lambda a: linalg_call("slogdet", a)[0],
+    name="linalg_slogdet_sign", arity=1, forward=_slogdet_part(0), array_api=True,
     backward=None, input_names=("a",), samples=_det_samples,
     doc="The sign of det a: the sign of numpy.linalg.slogdet, 0 for a singular matrix "
         "(no gradient: piecewise constant); linalg_slogdet gives its logabsdet.",
@@ -223,12 +203,13 @@ SLOGDET_SIGN: Final = OpDef(
 MATRIX_POWER: Final = OpDef(
     name="linalg_matrix_power", arity=1, attributes={"n": REQUIRED}, forward=_matrix_power,
     backward=(_matrix_power_vjp,), input_names=("a",), samples=_matrix_power_samples,
+    array_api=True,
     doc="Integer matrix power, as numpy.linalg.matrix_power (negative n inverts; NaN "
         "for a singular matrix then).",
 )
 PINV: Final = OpDef(
     name="linalg_pinv", arity=1, attributes={"rcond": None, "hermitian": False},
-    forward=_pinv,
+    forward=_pinv, array_api=True,
     backward=(_pinv_vjp,), input_names=("a",), samples=_pinv_samples,
     doc="Moore-Penrose pseudo-inverse, as numpy.linalg.pinv; the gradient holds where "
         "the rank is constant (full-rank inputs).",

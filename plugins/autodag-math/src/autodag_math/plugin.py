@@ -38,6 +38,7 @@ from ._common import two as _two
 from ._common import unary_samples as _unary
 from .binary import OPS as _BINARY
 from .more import OPS as _MORE
+from .onnx_rules import autodag_onnx_converters as autodag_onnx_converters
 from .rounding import OPS as _ROUNDING
 
 __all__ = ["OPS", "autodag_register_ops"]

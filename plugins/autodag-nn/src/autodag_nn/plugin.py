@@ -35,6 +35,7 @@ from autodag.backend import is_array, namespace_of
 
 from .activations import ACTIVATION_OPS
 from .conv import CONV_OPS
+from .onnx_rules import autodag_onnx_converters as autodag_onnx_converters
 from .pool import POOL_OPS
 
 __all__ = ["NUMPY_OPS", "OPS", "autodag_register_ops"]

@@ -5,12 +5,12 @@ BIN := $(VENV)/bin
 PLUGINS := $(wildcard plugins/autodag-*)
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit slow bench clean
+.PHONY: demo test lint typecheck unit slow bench docs clean
 
 $(STAMP): pyproject.toml $(wildcard plugins/autodag-*/pyproject.toml)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,viz,onnx]' $(foreach p,$(PLUGINS),-e ./$(p))
+	$(BIN)/python -m pip install --quiet -e '.[dev,viz,onnx,docs]' $(foreach p,$(PLUGINS),-e ./$(p))
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -25,10 +25,14 @@ typecheck: $(STAMP)
 # The slow cases (pytest -m slow: long loop graphs, the suite under foreign plugins) run
 # in `make slow`, which CI runs after `make test`.
 unit: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -m "not slow" -n auto
 
 slow: $(STAMP)
-	$(BIN)/python -m pytest -m slow
+	$(BIN)/python -m pytest -m slow -n auto
+
+# The documentation site, built offline into site/ (warnings are errors).
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 test: lint typecheck unit
 
@@ -38,4 +42,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) autodag-demo
+	rm -rf $(VENV) autodag-demo site

@@ -140,10 +140,40 @@ def test_charts_have_axes_ticks_and_legend(tmp_path: Path) -> None:
         assert a.read_bytes() == b.read_bytes()
 
 
+def test_decision_regions_show_the_class_predict_gives_each_side(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib", reason="the viz extra is not installed")
+    from matplotlib.image import imread
+
+    rng = np.random.default_rng(0)
+    points = rng.uniform(-1.0, 1.0, (60, 2))
+    labels = (points[:, 0] > 0).astype(np.int64)
+    calls: list[tuple[int, ...]] = []
+
+    def predict(pts: np.ndarray) -> np.ndarray:
+        calls.append(pts.shape)
+        return (pts[:, 0] > 0).astype(np.int64)
+
+    written = charts.draw_decision_regions(tmp_path / "r", predict, points, labels,
+                                           title="the regions")
+    assert written == [tmp_path / "r.png", tmp_path / "r.svg"]
+    assert calls == [(200 * 200, 2)]
+    assert png_size(tmp_path / "r.png") == (600, 600)
+    assert "the regions" in svg_texts(tmp_path / "r.svg")
+    # Class 0 is drawn in the blue of the curves, class 1 in their orange: a pixel of
+    # the plot's left part is bluer than red, of its right part redder than blue.
+    img = imread(tmp_path / "r.png")
+    left, right = img[300, 150, :3], img[300, 500, :3]
+    assert left[2] > left[0] and right[0] > right[2]
+    with pytest.raises(ValueError, match=r"\(n, 2\) points"):
+        charts.draw_decision_regions(tmp_path / "x", predict, points[:, :1], labels, title="")
+
+
 def test_charts_without_matplotlib(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     assert not charts.matplotlib_available()
     assert charts.draw_curves(tmp_path / "c", [1.0], [0.5], title="t") is None
+    assert charts.draw_decision_regions(tmp_path / "r", lambda p: p[:, 0], np.zeros((2, 2)),
+                                        np.zeros(2), title="t") is None
     assert list(tmp_path.iterdir()) == []
 
 
@@ -275,7 +305,8 @@ def test_demo_writes_the_documented_files_and_names_what_is_missing(
         expected.append("mlp-graph.svg")
     expected.append("curves.csv")
     if python in ("present", "no-tqdm"):
-        expected += ["curves.png", "curves.svg"]
+        expected += ["curves.png", "curves.svg", "decision-regions.png",
+                     "decision-regions.svg"]
     if graphviz in ("no-package", "neither"):
         notes.append(NOTE_PACKAGE)
     if graphviz in ("no-dot", "neither"):
@@ -304,6 +335,7 @@ def test_demo_writes_the_documented_files_and_names_what_is_missing(
     if "curves.png" in expected:
         assert png_size(out_dir / "curves.png") == (800, 450)
         assert set(svg_texts(out_dir / "curves.svg")) >= CHART_TEXTS
+        assert png_size(out_dir / "decision-regions.png") == (600, 600)
     if python in ("no-tqdm", "neither"):
         assert "step 3/3 (100%) loss " in text and "\r" not in text
     else:
@@ -368,6 +400,7 @@ def test_autodag_demo_quick_command(tmp_path: Path) -> None:
     if tools.graphviz:
         expected |= {"seed-graph.svg", "mlp-graph.svg"}
     if tools.matplotlib:
-        expected |= {"curves.png", "curves.svg"}
+        expected |= {"curves.png", "curves.svg", "decision-regions.png",
+                     "decision-regions.svg"}
     assert {p.name for p in out_dir.iterdir()} == expected
     assert len(read_csv(out_dir / "curves.csv")) == 41

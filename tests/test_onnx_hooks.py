@@ -20,7 +20,7 @@ import pytest
 import autodag as ad
 from autodag import hooktables, registry
 from autodag.plugin_cli import plugins_command
-from tests.test_plugins import CUBE, make_dist
+from tests.test_plugins import CUBE, fresh_plugins, make_dist
 
 onnx = pytest.importorskip("onnx", reason="the onnx extra is not installed")
 ort = pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
@@ -31,15 +31,7 @@ import autodag.onnx as adx  # noqa: E402
 @pytest.fixture
 def plugin_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
     """Plugin state rebuilt from scratch for the test, and again afterwards."""
-    for var in (registry.ENV_DISABLE_AUTOLOAD, registry.ENV_STRICT):
-        monkeypatch.delenv(var, raising=False)
-    before = set(sys.modules)
-    ad.reset_plugins()
-    yield monkeypatch
-    for mod in set(sys.modules) - before:
-        if mod.startswith("tplug_"):
-            del sys.modules[mod]
-    ad.reset_plugins()
+    yield from fresh_plugins(monkeypatch, keep_load_only=True)
 
 
 def install(monkeypatch: pytest.MonkeyPatch, root: Path, dist: str, source: str) -> None:

@@ -44,7 +44,17 @@ def make_dist(
 @pytest.fixture
 def plugin_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
     """Plugin state rebuilt from scratch for the test, and again afterwards."""
-    for var in (registry.ENV_DISABLE_AUTOLOAD, registry.ENV_LOAD_ONLY, registry.ENV_STRICT):
+    yield from fresh_plugins(monkeypatch)
+
+
+def fresh_plugins(monkeypatch: pytest.MonkeyPatch,
+                  keep_load_only: bool = False) -> Iterator[pytest.MonkeyPatch]:
+    """``plugin_env``'s body: also for other modules' fixtures (``keep_load_only``: the
+    suite's own ``AUTODAG_LOAD_PLUGINS`` stays, so other installed plugins stay out)."""
+    names = [registry.ENV_DISABLE_AUTOLOAD, registry.ENV_STRICT]
+    if not keep_load_only:
+        names.append(registry.ENV_LOAD_ONLY)
+    for var in names:
         monkeypatch.delenv(var, raising=False)
     before = set(sys.modules)
     ad.reset_plugins()

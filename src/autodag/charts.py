@@ -8,11 +8,16 @@ with the Agg canvas, never through ``pyplot``, so no global figure state is touc
 from __future__ import annotations
 
 import csv
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
-__all__ = ["CSV_HEADER", "draw_curves", "matplotlib_available", "write_curves_csv"]
+import numpy as np
+
+__all__ = [
+    "CSV_HEADER", "draw_curves", "draw_decision_regions", "matplotlib_available",
+    "write_curves_csv",
+]
 
 #: The CSV's columns: accuracy in percent, as the demo's console output prints it.
 CSV_HEADER: Final = ("step", "loss", "accuracy_percent")
@@ -102,5 +107,55 @@ def draw_curves(
         svg = stem.with_suffix(".svg")
         fig.savefig(png, format="png")
         # No date in the SVG, so the same run writes the same file.
+        fig.savefig(svg, format="svg", metadata={"Date": None})
+    return [png, svg]
+
+
+#: Grid points per side of the decision-regions picture.
+_GRID: Final = 200
+
+
+def draw_decision_regions(
+    stem: Path, predict: Callable[[np.ndarray[Any, Any]], np.ndarray[Any, Any]],
+    features: np.ndarray[Any, Any], labels: np.ndarray[Any, Any], *, title: str,
+) -> list[Path] | None:
+    """Draw the class ``predict`` gives each point of the plane, with the training points
+    on top, to ``stem``.png and .svg; None without matplotlib.
+
+    ``predict`` maps an ``(m, 2)`` array of points to their ``m`` class indices.
+    """
+    if features.ndim != 2 or features.shape[1] != 2 or len(features) != len(labels):
+        raise ValueError(f"decision regions need (n, 2) points and n labels, got points "
+                         f"of shape {features.shape} and {len(labels)} labels")
+    try:
+        import matplotlib
+    except ImportError:
+        return None
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.colors import ListedColormap
+    from matplotlib.figure import Figure
+
+    pad = 0.1 * float(np.ptp(features))
+    lo, hi = features.min(axis=0) - pad, features.max(axis=0) + pad
+    gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], _GRID), np.linspace(lo[1], hi[1], _GRID))
+    classes = np.asarray(predict(np.stack([gx.ravel(), gy.ravel()], axis=1)))
+    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "autodag-demo"}):
+        fig = Figure(figsize=(6.0, 6.0), dpi=_DPI, layout="constrained")
+        FigureCanvasAgg(fig)
+        ax = fig.add_subplot()
+        # Nearest-neighbour pixels, not contours: the picture shows exactly the classes.
+        ax.imshow(classes.reshape(gx.shape), origin="lower", interpolation="nearest",
+                  extent=(lo[0], hi[0], lo[1], hi[1]), aspect="auto", alpha=0.35,
+                  cmap=ListedColormap([_BLUE, _ORANGE]), vmin=0, vmax=1)
+        for k, color in enumerate((_BLUE, _ORANGE)):
+            pts = features[labels == k]
+            ax.scatter(pts[:, 0], pts[:, 1], s=8, color=color, edgecolors="none",
+                       label=f"class {k}")
+        ax.set_xlabel("x0")
+        ax.set_ylabel("x1")
+        ax.legend(loc="upper right")
+        ax.set_title(title)
+        png, svg = stem.with_suffix(".png"), stem.with_suffix(".svg")
+        fig.savefig(png, format="png")
         fig.savefig(svg, format="svg", metadata={"Date": None})
     return [png, svg]

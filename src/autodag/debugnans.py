@@ -23,10 +23,9 @@ from ._arrays import quiet_numpy
 from .backend import is_numpy, namespace_of
 from .errors import AutodagError
 from .foreign import checked_rules_namespace, foreign_namespace
-from .interpreter import Interpreted, PlanBase, _rules_of, forward_error
+from .interpreter import Interpreted, PlanBase
 from .nodes import Node, Operator
 from .registry import get_registry
-from .runtime import seed, shaped_like
 
 __all__ = ["ENV", "Checked", "NonFiniteError", "debug_nans", "mode", "run_checked"]
 
@@ -138,6 +137,8 @@ class Checked(Interpreted):
                  inf: bool | None = None) -> None:
         super().__init__(order, outputs, wrt, every)
         self.inf = (mode() == "inf") if inf is None else inf
+        self.check_value = self._check_value
+        self.check_grad = self._check_grad
 
     def forward(self, leaf_values: Sequence[Any]) -> list[Any]:
         """Every slot's value; NonFiniteError at the first non-finite one."""
@@ -147,57 +148,28 @@ class Checked(Interpreted):
                 raise NonFiniteError(
                     f"{_what(inf)} in the value given for {type(node).__name__} "
                     f"{node.name!r} (created at {node.where()}): {summary(v)}", node, "input")
-        vals: list[Any] = [None] * len(self.order)
-        for s, v in zip(self._leaf_slots, leaf_values, strict=True):
-            vals[s] = v
-        for s, v in self._constants:
-            vals[s] = v
-        for i, f, ins, attrs, node in self._fwd:
-            args = [vals[j] for j in ins]
-            try:
-                with quiet_numpy():
-                    out = f(*args) if attrs is None else f(*args, **attrs)
-            except Exception as exc:
-                raise forward_error(node, args, exc) from exc
-            n = _bad_count(out, inf)
-            if n:
-                raise NonFiniteError(
-                    f"{_what(inf)} born in the forward pass at {node.describe()}: its value "
-                    f"has {_count(n, inf)} ({summary(out)}); its inputs: "
-                    f"{_inputs(node, args)}",
-                    node, "forward")
-            vals[i] = out
-        return vals
-
-    def backward(self, vals: list[Any], target: int, xp: Any = None) -> list[Any]:
-        """Every slot's gradient; NonFiniteError at the first non-finite contribution."""
-        inf = self.inf
-        if xp is None:
-            xp = get_registry().numeric
-        grads: list[Any] = [None] * len(vals)
-        grads[target] = seed(vals[target])
+        # The check names the first non-finite value: NumPy's warnings would only repeat it.
         with quiet_numpy():
-            for i, ins, want, node in self._bwd:
-                g = grads[i]
-                if g is None:
-                    continue
-                args = [vals[j] for j in ins]
-                for k, gk in enumerate(_rules_of(node, xp, g, vals[i], args, want) or ()):
-                    if gk is None or not want[k]:
-                        continue
-                    gk = shaped_like(gk, args[k], node, k)
-                    n = _bad_count(gk, inf)
-                    if n:
-                        raise NonFiniteError(
-                            f"{_what(inf)} born in the backward pass at {node.describe()}: "
-                            f"its rule's gradient for input {k} ({node.inputs[k].name!r}) "
-                            f"has {_count(n, inf)} ({summary(gk)}); incoming gradient: "
-                            f"{summary(g)}; its inputs: {_inputs(node, args)}",
-                            node, "backward", k)
-                    j = ins[k]
-                    prev = grads[j]
-                    grads[j] = gk if prev is None else prev + gk
-        return grads
+            return super().forward(leaf_values)
+
+    def _check_value(self, node: Operator, args: list[Any], out: Any) -> None:
+        n = _bad_count(out, self.inf)
+        if n:
+            raise NonFiniteError(
+                f"{_what(self.inf)} born in the forward pass at {node.describe()}: its value "
+                f"has {_count(n, self.inf)} ({summary(out)}); its inputs: "
+                f"{_inputs(node, args)}",
+                node, "forward")
+
+    def _check_grad(self, node: Operator, k: int, gk: Any, g: Any, args: list[Any]) -> None:
+        n = _bad_count(gk, self.inf)
+        if n:
+            raise NonFiniteError(
+                f"{_what(self.inf)} born in the backward pass at {node.describe()}: "
+                f"its rule's gradient for input {k} ({node.inputs[k].name!r}) "
+                f"has {_count(n, self.inf)} ({summary(gk)}); incoming gradient: "
+                f"{summary(g)}; its inputs: {_inputs(node, args)}",
+                node, "backward", k)
 
 
 def run_checked(plan: PlanBase, leaves: Sequence[Any]) -> tuple[tuple[Any, ...], tuple[Any, ...]]:

@@ -16,19 +16,20 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final, TextIO
+from typing import Any, Final, TextIO
 
 import numpy as np
 
-from .charts import draw_curves, matplotlib_available, write_curves_csv
+from .charts import draw_curves, draw_decision_regions, matplotlib_available, write_curves_csv
 from .demo_checkpoint import resume_in_fresh_process, write_checkpoint
 from .demo_dask import dask_missing, importable, run_dask, train_spirals_dask
 from .demo_model import FULL as FULL
 from .demo_model import QUICK as QUICK
 from .demo_model import mlp, two_spirals
-from .execute import backward_pass, forward_pass, topological_sort
+from .execute import backward_pass, evaluate, forward_pass, topological_sort
 from .graph import Graph
 from .nodes import Constant, Node, Placeholder, Variable
 from .optim import Adam
@@ -175,6 +176,10 @@ class TrainResult:
     losses: list[float] = field(default_factory=list)
     accuracies: list[float] = field(default_factory=list)
     loss_node: Node | None = None
+    #: The training points and labels, and the trained network's class for points.
+    features: np.ndarray[Any, Any] | None = None
+    labels: np.ndarray[Any, Any] | None = None
+    predict: Callable[[np.ndarray[Any, Any]], np.ndarray[Any, Any]] | None = None
 
     @property
     def accuracy(self) -> float:
@@ -213,7 +218,8 @@ def train_spirals(
     order = topological_sort(loss)
     opt = Adam(params, lr=lr)
     feed = {x: features, t: labels}
-    result = TrainResult(loss_node=loss)
+    result = TrainResult(loss_node=loss, features=features, labels=labels,
+                         predict=lambda pts: np.argmax(evaluate(logits, {x: pts}), axis=1))
     bar = make_progress(steps, stream) if progress is None else progress
     try:
         for step in range(1, steps + 1):
@@ -359,4 +365,9 @@ def _write_outputs(
         charts = draw_curves(out_dir / "curves", result.losses, result.accuracies,
                              title="two spirals: MLP 2-32-32-2 trained with Adam")
         written += charts or []
+        assert result.predict is not None and result.features is not None
+        assert result.labels is not None
+        written += draw_decision_regions(
+            out_dir / "decision-regions", result.predict, result.features, result.labels,
+            title="two spirals: the trained MLP's decision regions") or []
     return written, note

@@ -8,7 +8,7 @@ never on nodes, so two threads can run one graph at once.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -23,6 +23,11 @@ from .traversal import depends_on
 __all__ = ["Interpreted", "PlanBase", "backward_error", "forward_error", "missing_feed"]
 
 Values = dict[Node, Any]
+#: Looks at each value a forward rule made: ``(node, its input values, the value)``.
+ValueCheck = Callable[[Operator, list[Any], Any], None]
+#: Looks at each gradient contribution: ``(node, input index, contribution, incoming
+#: gradient, input values)``.
+GradCheck = Callable[[Operator, int, Any, Any, list[Any]], None]
 
 
 def _describe_value(a: Any) -> str:
@@ -171,6 +176,9 @@ class Interpreted(PlanBase):
         #: Calls so far and the seconds they took, to decide when compiling pays off.
         self.calls = 0
         self.spent = 0.0
+        #: Per-step checks (``debugnans.Checked`` sets them); None: the fast path.
+        self.check_value: ValueCheck | None = None
+        self.check_grad: GradCheck | None = None
 
     def forward(self, leaf_values: Sequence[Any]) -> list[Any]:
         """Every slot's value for these leaf values (in ``leaves`` order)."""
@@ -179,12 +187,16 @@ class Interpreted(PlanBase):
             vals[s] = v
         for s, v in self._constants:
             vals[s] = v
+        check = self.check_value
         for i, f, ins, attrs, node in self._fwd:
             args = [vals[j] for j in ins]
             try:
-                vals[i] = f(*args) if attrs is None else f(*args, **attrs)
+                out = f(*args) if attrs is None else f(*args, **attrs)
             except Exception as exc:
                 raise forward_error(node, args, exc) from exc
+            if check is not None:
+                check(node, args, out)
+            vals[i] = out
         return vals
 
     def backward(self, vals: list[Any], target: int, xp: Any = None) -> list[Any]:
@@ -194,6 +206,7 @@ class Interpreted(PlanBase):
             xp = get_registry().numeric
         grads: list[Any] = [None] * len(vals)
         grads[target] = seed(vals[target])
+        check = self.check_grad
         # Rules evaluate derivative formulas at points where they are infinite or
         # undefined (0 ** -0.5, log 0): the result is what NumPy says, without warnings.
         with quiet_numpy():
@@ -206,6 +219,8 @@ class Interpreted(PlanBase):
                     if gk is None or not want[k]:
                         continue
                     gk = shaped_like(gk, args[k], node, k)
+                    if check is not None:
+                        check(node, k, gk, g, args)
                     j = ins[k]
                     prev = grads[j]
                     # Never in place: the same array may have been handed to two inputs.

@@ -13,12 +13,12 @@ SRC = Path(__file__).resolve().parent.parent / "src" / "autodag"
 #: Layers, lowest first (CONTRIBUTING.md's layout section shows the same order).
 LAYERS: list[set[str]] = [
     {"errors", "_arrays", "sites", "axes", "backend", "shapehook", "archive", "codec"},
-    {"opdef", "hookspecs", "opsig"},
-    {"builtin", "builtin_rules", "builtin_onnx", "namespace"},
+    {"opdef", "hookspecs", "opsig", "rewrite"},
+    {"builtin", "builtin_rules", "builtin_onnx", "builtin_rewrites", "namespace"},
     {"plugins", "hooktables", "registry"},
     {"graph", "nodes", "overloading", "npcalls", "nodeargs", "valuecheck", "oprestore"},
     {"traversal", "shapes"},
-    {"runtime", "interpreter", "feeds", "foreign", "debugnans"},
+    {"runtime", "interpreter", "feeds", "foreign", "debugnans", "rewriting"},
     {"compiler"},
     {"execute", "compiled"},
     {"symbolic", "graph_namespace", "forward", "saving"},

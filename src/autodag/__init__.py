@@ -34,6 +34,7 @@ from .errors import (
     PluginConflictError,
     PluginLoadError,
     PluginWarning,
+    RewriteError,
     SaveError,
     ShapeMismatchError,
 )
@@ -49,6 +50,7 @@ from .registry import (
     reset_plugins,
     unregister_plugin,
 )
+from .rewrite import Rewrite
 
 if _TYPE_CHECKING:
     from . import onnx, optim, testing, viz
@@ -136,6 +138,8 @@ __all__ = [
     "PluginLoadError",
     "PluginWarning",
     "Program",
+    "Rewrite",
+    "RewriteError",
     "Sample",
     "SaveError",
     "ShapeInferenceError",

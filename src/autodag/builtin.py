@@ -39,6 +39,7 @@ from .builtin_rules import (
 )
 from .hookspecs import hookimpl
 from .opdef import REQUIRED, OpDef, Sample
+from .rewrite import Rewrite
 
 __all__ = ["autodag_onnx_converters", "autodag_register_ops"]
 
@@ -230,3 +231,11 @@ def autodag_onnx_converters() -> dict[str, Callable[..., str]]:
     from .builtin_onnx import CONVERTERS
 
     return dict(CONVERTERS)
+
+
+@hookimpl
+def autodag_rewrites() -> dict[str, Rewrite]:
+    """The built-in rewrites: CSE and exact algebraic identities."""
+    from .builtin_rewrites import REWRITES
+
+    return dict(REWRITES)

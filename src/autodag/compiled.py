@@ -14,6 +14,7 @@ from .foreign import foreign_namespace, run_foreign
 from .nodeargs import as_nodes
 from .nodes import Constant, Node, Operator, Placeholder, as_value
 from .registry import get_registry
+from .rewriting import enabled_rewrites, rewrite_graph
 from .runtime import FROM_CONSTANT, FROM_LEAF, finish_gradients, wrt_sources
 from .traversal import topological_sort
 
@@ -38,6 +39,20 @@ def _fast_check(node: Node) -> _Fast | None:
     return (shape, None) if node.dtype.kind == "f" else None
 
 
+def _checked_inputs(inputs: Node | Sequence[Node] | None) -> tuple[Node, ...]:
+    """compile()'s inputs: distinct Placeholders or Variables."""
+    nodes = tuple(as_nodes(inputs, "inputs"))
+    for node in nodes:
+        if isinstance(node, (Operator, Constant)):
+            raise ArgumentError(
+                f"input {node.name!r} is {type(node).__name__.lower()} node; inputs must "
+                "be Placeholders or Variables"
+            )
+    if len(set(nodes)) != len(nodes):
+        raise ArgumentError("compile() inputs must be distinct nodes")
+    return nodes
+
+
 class Program:
     """A compiled graph: call it with the input values, get ``(values, grads)``.
 
@@ -54,6 +69,9 @@ class Program:
         outputs: Node | Sequence[Node],
         wrt: Node | Sequence[Node] | None = None,
         inputs: Node | Sequence[Node] | None = None,
+        *,
+        disable_rewrites: str | Sequence[str] | None = None,
+        enable_rewrites: str | Sequence[str] | None = None,
     ) -> None:
         outs = tuple(as_nodes(outputs, "outputs"))
         if not outs:
@@ -62,20 +80,19 @@ class Program:
         self._wrt_given = wrt is not None
         self.outputs = outs
         self.wrt = tuple(as_nodes(wrt, "wrt"))
-        self.inputs = tuple(as_nodes(inputs, "inputs"))
-        for node in self.inputs:
-            if isinstance(node, (Operator, Constant)):
-                raise ArgumentError(
-                    f"input {node.name!r} is {type(node).__name__.lower()} node; inputs must "
-                    "be Placeholders or Variables"
-                )
-        if len(set(self.inputs)) != len(self.inputs):
-            raise ArgumentError("compile() inputs must be distinct nodes")
+        self.inputs = _checked_inputs(inputs)
+        self._rewrite_args = (disable_rewrites, enable_rewrites)
+        rules = enabled_rewrites(disable_rewrites, enable_rewrites)
         order = topological_sort(list(outs + self.wrt))
+        planned, fired = rewrite_graph(outs, self.wrt, rules, order)
+        #: How often each rewrite fired (``prog.source`` ends with the same).
+        self.rewrites: dict[str, int] = fired
+        if fired:
+            order = topological_sort(list(planned + self.wrt))
         inside = set(order)
         extra = tuple(w for w in dict.fromkeys(self.wrt)
                       if isinstance(w, Operator) and w not in outs)
-        self._plan = Plan(order, outs + extra, self.wrt if wrt is not None else None)
+        self._plan = Plan(order, planned + extra, self.wrt if wrt is not None else None)
         position = {n: j for j, n in enumerate(self.inputs)}
         # Each leaf's value: input j, or (-1) the Variable's value at call time; whether a
         # Python float needs no check; and what an array needs to pass unchanged.
@@ -112,12 +129,15 @@ class Program:
         registry and backends of the process loading it), never shipped as code."""
         outputs = self.outputs[0] if self._single else list(self.outputs)
         wrt = list(self.wrt) if self._wrt_given else None
-        return (Program, (outputs, wrt, list(self.inputs)))
+        off, on = self._rewrite_args
+        return (_program, (outputs, wrt, list(self.inputs), off, on))
 
     @property
     def source(self) -> str:
-        """The generated Python source of the plan (for inspection)."""
-        return self._plan.source
+        """The generated Python source of the plan (for inspection), ending with a
+        comment naming the rewrites that fired."""
+        done = ", ".join(f"{k} x{n}" for k, n in sorted(self.rewrites.items())) or "none"
+        return f"{self._plan.source.rstrip()}\n# rewrites: {done}\n"
 
     def _check(self, node: Node, value: Any) -> Any:
         if isinstance(node, Placeholder):
@@ -190,8 +210,16 @@ def compile(
     outputs: Node | Sequence[Node],
     wrt: Node | Sequence[Node] | None = None,
     inputs: Node | Sequence[Node] | None = None,
+    *,
+    disable_rewrites: str | Sequence[str] | None = None,
+    enable_rewrites: str | Sequence[str] | None = None,
 ) -> Program:
     """Plan the passes for ``outputs`` once; the program runs them for new input values.
+
+    Before planning, the plugins' graph rewrites run (``autodag plugins`` lists them):
+    ``disable_rewrites`` turns some off by name (``"all"``: every one; also
+    ``AUTODAG_DISABLE_REWRITES``), ``enable_rewrites`` turns on opt-in ones that may
+    change rounding. ``prog.rewrites`` and the end of ``prog.source`` say which fired.
 
     >>> import autodag as ad
     >>> with ad.Graph():
@@ -201,5 +229,11 @@ def compile(
     >>> prog(3.0, 4.0)
     (15.0, [5.0, 3.0])
     """
-    return Program(outputs, wrt, inputs)
+    return Program(outputs, wrt, inputs, disable_rewrites=disable_rewrites,
+                   enable_rewrites=enable_rewrites)
+
+
+def _program(outputs: Any, wrt: Any, inputs: Any, disable: Any, enable: Any) -> Program:
+    """A Program from its pickled compile() arguments."""
+    return Program(outputs, wrt, inputs, disable_rewrites=disable, enable_rewrites=enable)
 

@@ -19,6 +19,7 @@ __all__ = [
     "PluginConflictError",
     "PluginLoadError",
     "PluginWarning",
+    "RewriteError",
     "SaveError",
     "ShapeMismatchError",
     "SymbolicGradientError",
@@ -108,3 +109,8 @@ class SaveError(AutodagError, ValueError):
 
 class LoadError(AutodagError, ValueError):
     """A graph file is malformed, truncated, of another version or names what is missing."""
+
+
+class RewriteError(AutodagError):
+    """A graph rewrite failed or returned a wrong replacement (named, with how to turn
+    it off)."""

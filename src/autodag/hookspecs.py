@@ -16,10 +16,11 @@ from typing import Any, Final
 import pluggy
 
 from .opdef import OpDef
+from .rewrite import Rewrite
 
 __all__ = [
-    "PROJECT_NAME", "autodag_onnx_converters", "autodag_register_ops", "hookimpl",
-    "hookspec",
+    "PROJECT_NAME", "autodag_onnx_converters", "autodag_register_ops", "autodag_rewrites",
+    "hookimpl", "hookspec",
 ]
 
 PROJECT_NAME: Final = "autodag"
@@ -64,4 +65,27 @@ def autodag_onnx_converters() -> Mapping[str, Callable[..., Any]]:  # type: igno
         @autodag.hookimpl
         def autodag_onnx_converters():
             return {"square": lambda ctx: ctx.op("Mul", [ctx.input(0), ctx.input(0)])}
+    """
+
+
+@hookspec
+def autodag_rewrites() -> Mapping[str, Rewrite]:  # type: ignore[empty-body]
+    """Return the graph rewrites this plugin provides: rewrite name -> ``Rewrite``.
+
+    ``autodag.compile`` offers each operator node to the rewrites of its op before
+    planning; ``AUTODAG_DISABLE_REWRITES=name,...`` and ``compile(...,
+    disable_rewrites=[...])`` turn one off by name. Wrap a rewrite in
+    ``autodag.hooktables.Override`` to replace another plugin's of the same name.
+
+    Example::
+
+        @autodag.hookimpl
+        def autodag_rewrites():
+            def square_of_sqrt(ctx, node):
+                (a,) = node.inputs
+                if ctx.op_of(node) == "square" and ctx.op_of(a) == "sqrt":
+                    return None  # not exact for negative inputs: leave it
+                return None
+            return {"square_of_sqrt": autodag.Rewrite(("square",), square_of_sqrt,
+                                                      "nothing, an example")}
     """

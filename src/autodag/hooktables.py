@@ -19,10 +19,12 @@ from typing import Any, Final
 
 from .errors import PluginConflictError, PluginLoadError, PluginWarning
 from .plugins import FailedPlugin, Hooks, Manager, PluginInfo, strict
+from .rewrite import Rewrite
 from .sites import user_stacklevel
 
 __all__ = [
     "ONNX_CONVERTERS",
+    "REWRITES",
     "TABLE_SPECS",
     "HookTable",
     "Override",
@@ -54,6 +56,8 @@ class TableSpec:
     check: Callable[[object], str | None]
     #: How to resolve a conflict.
     fix: str
+    #: What the table's keys name, in messages ("op 'add'", "rewrite 'cse'").
+    key_word: str = "op"
 
 
 @dataclass(frozen=True)
@@ -80,7 +84,8 @@ class TableConflict:
         who = " and ".join(p.describe() for p in self.providers)
         dists = [p.distribution for p in self.providers if p.distribution]
         uninstall = f"uninstall one of {', '.join(dists)}, or " if len(dists) > 1 else ""
-        return (f"the {self.spec.what} of op {self.key!r} is given by plugins {who}; "
+        return (f"the {self.spec.what} of {self.spec.key_word} {self.key!r} is given by "
+                f"plugins {who}; "
                 f"{self.hint}. It is left out until resolved: {uninstall}{self.spec.fix}")
 
 
@@ -110,8 +115,20 @@ ONNX_CONVERTERS: Final = TableSpec(
     hook="autodag_onnx_converters", what="ONNX converter", key="onnx_converters",
     check=_callable, fix="wrap exactly one of them in autodag.onnx.Override",
 )
+
+
+def _rewrite(item: object) -> str | None:
+    return None if isinstance(item, Rewrite) else (
+        f"{type(item).__name__} {item!r} is not an autodag.Rewrite")
+
+
+REWRITES: Final = TableSpec(
+    hook="autodag_rewrites", what="rewrite", key="rewrites", check=_rewrite,
+    fix="wrap exactly one of them in autodag.hooktables.Override, or rename one",
+    key_word="rewrite",
+)
 #: Every table hook: run-time registration checks each, ``autodag plugins`` lists each.
-TABLE_SPECS: Final = (ONNX_CONVERTERS,)
+TABLE_SPECS: Final = (ONNX_CONVERTERS, REWRITES)
 
 
 def table_entries(spec: TableSpec, result: object) -> dict[str, tuple[Any, bool]]:
@@ -123,17 +140,18 @@ def table_entries(spec: TableSpec, result: object) -> dict[str, tuple[Any, bool]
             from result
     if not isinstance(result, Mapping):
         raise PluginLoadError(f"{spec.hook} returned {type(result).__name__}, expected a "
-                              f"mapping of op name to {spec.what}")
+                              f"mapping of {spec.key_word} name to {spec.what}")
     out: dict[str, tuple[Any, bool]] = {}
     for name, value in result.items():
         if not isinstance(name, str) or not name:
-            raise PluginLoadError(f"{spec.hook} returned the key {name!r}, not an op name")
+            raise PluginLoadError(f"{spec.hook} returned the key {name!r}, not a "
+                                  f"{spec.key_word} name")
         overrides = isinstance(value, Override)
         item = value.item if isinstance(value, Override) else value
         why = spec.check(item)
         if why is not None:
-            raise PluginLoadError(f"{spec.hook} gave a malformed {spec.what} for op "
-                                  f"{name!r}: {why}")
+            raise PluginLoadError(f"{spec.hook} gave a malformed {spec.what} for "
+                                  f"{spec.key_word} {name!r}: {why}")
         out[name] = (item, overrides)
     return out
 

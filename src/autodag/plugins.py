@@ -153,7 +153,7 @@ def unknown_hook_reason(exc: pluggy.PluginValidationError) -> str:
 
     hooks = [n for n in dir(hookspecs) if n.startswith(f"{hookspecs.PROJECT_NAME}_")]
     named = re.findall(r"unknown hook '([^']+)'", str(exc))
-    close = difflib.get_close_matches(named[0], hooks, n=2, cutoff=0.6) if named else []
+    close = difflib.get_close_matches(named[0], hooks, n=2, cutoff=0.8) if named else []
     hint = f"; did you mean {' or '.join(close)}?" if close else ""
     return f"unknown hook: {exc}{hint}"
 

@@ -16,6 +16,7 @@ import pytest
 
 import autodag as ad
 from autodag import hooktables, registry, rewriting
+from autodag.builtin_rewrites import FOLD_MAX_SIZE as FOLD
 from autodag.plugin_cli import plugins_command
 from tests.test_plugins import CUBE, fresh_plugins, make_dist
 
@@ -109,18 +110,20 @@ def test_cse_merges_repeats_and_the_gradient_matches_the_hand_derived_one() -> N
     assert len(prog.source) < len(plain.source)
 
 
-def _step(k: int, a: Any, b: Any) -> Any:
-    neg = ad.ops.negate
+def _step(k: int, a: Any, b: Any, c: ad.Node) -> Any:
+    neg, tr = ad.ops.negate, ad.ops.transpose
     return [a * b, a + b, a * 1, a + 0.0, a**2, neg(neg(a)), ad.ops.tanh(a) / 1,
-            ad.ops.sin(a) - 0, a * b + a * b][k]
+            ad.ops.sin(a) - 0, a * b + a * b, a * ad.ops.exp(c * 0.5 - 1.0),
+            tr(tr(a, (1, 0)))][k]
 
 
 def _random_graph(rng: np.random.Generator, x: ad.Node, y: ad.Node) -> ad.Node:
+    c = ad.Constant(rng.uniform(-1, 1, (2, 3)), name="c")
     pool: list[Any] = [x, y]
     for _ in range(12):
         a = pool[rng.integers(len(pool))]
         b = pool[rng.integers(len(pool))]
-        pool.append(_step(int(rng.integers(9)), a, b))
+        pool.append(_step(int(rng.integers(11)), a, b, c))
     return ad.ops.sum(pool[-1] + pool[-2] * pool[-3])
 
 
@@ -129,12 +132,12 @@ def test_random_graphs_rewritten_agree_with_unrewritten_and_finite_differences(
         seed: int) -> None:
     rng = np.random.default_rng(seed)
     with ad.Graph():
-        x = ad.Placeholder(name="x", shape=(4,))
-        y = ad.Placeholder(name="y", shape=(4,))
+        x = ad.Placeholder(name="x", shape=(2, 3))
+        y = ad.Placeholder(name="y", shape=(2, 3))
         out = _random_graph(rng, x, y)
     prog, plain = _both(out, [x, y], [x, y])
     assert prog.rewrites  # every graph here has something to rewrite
-    xs, ys = rng.uniform(-0.8, 0.8, 4), rng.uniform(-0.8, 0.8, 4)
+    xs, ys = rng.uniform(-0.8, 0.8, (2, 3)), rng.uniform(-0.8, 0.8, (2, 3))
     v, grads = prog(xs, ys)
     pv, pgrads = plain(xs, ys)
     assert v == pytest.approx(pv, rel=1e-14, abs=1e-14)
@@ -143,6 +146,81 @@ def test_random_graphs_rewritten_agree_with_unrewritten_and_finite_differences(
     ref = numeric_grads(lambda a, b: float(plain(a, b)[0]), [xs, ys])
     for g, r in zip(grads, ref, strict=True):
         np.testing.assert_allclose(g, r, rtol=1e-5, atol=1e-6)
+
+
+def test_constants_fold_to_the_value_the_program_would_compute() -> None:
+    c = np.linspace(-1.0, 2.0, 5)
+    with ad.Graph():
+        x = ad.Placeholder(name="x", shape=(5,))
+        k = ad.Constant(c, name="k")
+        out = ad.ops.sum(x * ad.ops.exp(k * 2.0 + 1.0) + ad.ops.sin(k))
+    prog, plain = _both(out, [x], [x])
+    assert prog.rewrites == {"fold_constants": 4}
+    calls = [src.count(" = f") for src in (prog.source, plain.source)]
+    assert calls[0] < calls[1]  # exp and sin are called no more
+    xs = np.arange(5.0)
+    v, (g,) = prog(xs)
+    pv, (pg,) = plain(xs)
+    assert v == pv and _same(g, pg)
+    np.testing.assert_array_equal(g, np.exp(c * 2.0 + 1.0))  # d/dx, by hand
+
+
+def test_constants_are_not_folded_where_a_gradient_an_error_or_size_forbids() -> None:
+    with ad.Graph():
+        x = ad.Placeholder(name="x", shape=(3,))
+        k = ad.Constant(np.array([1.0, 2.0, 3.0]), name="k")
+        zero = ad.Constant(np.zeros(3), name="zero")
+        big = ad.Constant(np.ones(2), name="big")
+        by_k = ad.ops.sum(x * (k * 2.0))
+        nan = ad.ops.sum(x * (zero / zero))
+        huge = ad.ops.sum(ad.ops.broadcast_to(big * 3.0, (FOLD + 1, 2)))
+    prog = ad.compile(by_k, wrt=[x, k], inputs=[x])  # d/dk needs k * 2 as a node
+    assert prog.rewrites == {}
+    assert prog(np.ones(3))[1][1].tolist() == [2.0, 2.0, 2.0]
+    prog = ad.compile(nan, inputs=[x])  # 0/0 is left to run time, as NumPy reports it
+    assert "fold_constants" not in prog.rewrites
+    with np.errstate(invalid="ignore"):
+        assert np.isnan(prog(np.ones(3))[0])
+    prog = ad.compile(huge, inputs=[x])  # big * 3 folds, its broadcast stays
+    assert prog.rewrites == {"fold_constants": 1}
+    assert prog(np.ones(3))[0] == 3.0 * 2 * (FOLD + 1)
+
+
+def test_transpose_of_transpose_is_one_transpose_or_none() -> None:
+    rng = np.random.default_rng(5)
+    xs = rng.normal(size=(2, 3, 4))
+    with ad.Graph():
+        x = ad.Placeholder(name="x", shape=(2, 3, 4))
+        tr = ad.ops.transpose
+        back = tr(tr(x, (1, 2, 0)), (2, 0, 1))  # the identity
+        once = tr(tr(x, (1, 2, 0)), (1, 0, 2))  # x's axes (2, 1, 0)
+        out = ad.ops.sum(back * 2.0) + ad.ops.sum(once * tr(x)) + ad.ops.sum(x.T.T)
+    prog, plain = _both(out, [x], [x])
+    assert prog.rewrites["transpose_transpose"] == 3
+    assert prog.source.count(" = f") < plain.source.count(" = f")
+    v, (g,) = prog(xs)
+    pv, (pg,) = plain(xs)
+    assert v == pv and _same(g, pg)
+    np.testing.assert_allclose(g, 2.0 + 2 * xs + 1.0, rtol=1e-15)  # by hand
+
+
+def test_opt_in_rewrites_of_the_plugins_run_only_when_named() -> None:
+    xs = np.array([-3.0, -0.5, 0.25, 1.0, 4.0])
+    with ad.Graph():
+        x = ad.Placeholder(name="x", shape=(5,))
+        p = ad.Placeholder(name="p", shape=(5,))
+        out = (ad.ops.sum(ad.ops.log(ad.ops.exp(x)) * 3.0)
+               + ad.ops.sum(ad.ops.exp(ad.ops.log(p)))
+               + ad.ops.sum(ad.ops.broadcast_to(x * x, (4, 5))))
+    default = ad.compile(out, wrt=[x, p], inputs=[x, p])
+    assert not {"log_exp", "exp_log", "sum_broadcast"} & set(default.rewrites)
+    names = ["log_exp", "exp_log", "sum_broadcast"]
+    prog = ad.compile(out, wrt=[x, p], inputs=[x, p], enable_rewrites=names)
+    assert {n: prog.rewrites.get(n) for n in names} == dict.fromkeys(names, 1)
+    ps = np.abs(xs) + 0.5
+    v, (gx, gp) = prog(xs, ps)
+    assert v == pytest.approx(float(default(xs, ps)[0]), rel=1e-14)
+    assert gx.tolist() == (3.0 + 8 * xs).tolist() and gp.tolist() == [1.0] * 5
 
 
 def test_rewriting_never_changes_the_users_graph() -> None:

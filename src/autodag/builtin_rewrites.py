@@ -1,4 +1,5 @@
-"""The built-in plugin's rewrites: common subexpressions and algebraic identities.
+"""The built-in plugin's rewrites: common subexpressions, constant folding and
+algebraic identities.
 
 Each keeps every value bit for bit, IEEE included (``x * 1`` is ``x`` for NaN and inf
 too, ``x ** 2`` is NumPy's ``x * x``), except the sign of a zero: ``-0.0 + 0`` is
@@ -14,9 +15,15 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+import numpy as np
+
 from .rewrite import Rewrite
 
-__all__ = ["REWRITES"]
+__all__ = ["FOLD_MAX_SIZE", "REWRITES"]
+
+#: Folded results of more elements stay computed at run time: a constant is held by
+#: the program for its whole life, a large one would cost more memory than it saves.
+FOLD_MAX_SIZE: Final = 1 << 16
 
 
 def _cse(ctx: Any, node: Any) -> Any:
@@ -28,6 +35,29 @@ def _cse(ctx: Any, node: Any) -> Any:
         return None
     seen = ctx.memo.setdefault(key, node)
     return None if seen is node else seen
+
+
+def _fold(ctx: Any, node: Any) -> Any:
+    """A Constant of the node's value when all its inputs are constants.
+
+    It is the op's own forward rule on the same values, so the value is the one the
+    program would compute, bit for bit; a call that raises or meets a floating-point
+    error (0/0, overflow) is left to run time, where it is reported as usual.
+    """
+    values = ctx.constant_inputs(node)
+    if values is None or not node.inputs:
+        return None
+    try:
+        with np.errstate(all="raise"):
+            value = node.op.forward(*values, **node.attrs)
+    except Exception:
+        return None
+    if isinstance(value, np.ndarray):
+        if value.size > FOLD_MAX_SIZE or value.dtype.kind not in "biufc":
+            return None
+    elif not isinstance(value, (np.generic, bool, int, float, complex)):
+        return None
+    return ctx.constant(value, like=node)
 
 
 def _identity(value: float, *positions: int) -> Any:
@@ -61,6 +91,8 @@ def _double_negation(ctx: Any, node: Any) -> Any:
 REWRITES: Final = {
     "cse": Rewrite(("*",), _cse, "one node for every repeat of the same op on the same "
                    "inputs and attributes (common subexpressions)"),
+    "fold_constants": Rewrite(("*",), _fold, "an op of constants only -> a constant of "
+                              f"its value (results of up to {FOLD_MAX_SIZE} elements)"),
     "multiply_by_one": Rewrite(("multiply",), _identity(1.0, 0, 1), "x * 1 and 1 * x -> x"),
     "add_zero": Rewrite(("add",), _identity(0.0, 0, 1), "x + 0 and 0 + x -> x"),
     "subtract_zero": Rewrite(("subtract",), _identity(0.0, 1), "x - 0 -> x"),

@@ -17,6 +17,8 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
+import numpy as np
+
 from .errors import ArgumentError, RewriteError
 from .graph import Graph
 from .hooktables import REWRITES, Provided
@@ -73,10 +75,11 @@ def enabled_rewrites(disable: str | Iterable[str] | None = None,
 class Context:
     """What a rewrite may ask: ops and constants of nodes, and new nodes to build."""
 
-    def __init__(self) -> None:
+    def __init__(self, wrt: Sequence[Node] = ()) -> None:
         self._graph = Graph()
         self._registry = get_registry()
         self._floating: dict[Node, bool] = {}
+        self._wrt = frozenset(wrt)
         #: Shared by rewrites that need a memory of nodes already seen (CSE).
         self.memo: dict[Any, Node] = {}
 
@@ -92,6 +95,27 @@ class Context:
             if v.__class__ in (int, float):
                 return float(v)
         return None
+
+    def constant_inputs(self, node: Operator) -> list[Any] | None:
+        """The values of ``node``'s inputs when every one is a Constant holding a NumPy
+        array or Python number that no gradient is asked of, else None."""
+        values = []
+        for i in node.inputs:
+            if not isinstance(i, Constant) or i in self._wrt:
+                return None
+            v = i.value
+            if not isinstance(v, (np.ndarray, np.generic, int, float, complex)):
+                return None  # another library's array: never computed here
+            values.append(v)
+        return values
+
+    def constant(self, value: Any, like: Node | None = None) -> Constant:
+        """A new Constant of ``value`` in the rewriting's graph, named after ``like``."""
+        node = Constant(value, name=like.name if like is not None else None,
+                        graph=self._graph)
+        if like is not None:
+            node.site = like.site
+        return node
 
     def floating(self, node: Node) -> bool:
         """Whether the node's value is certainly a floating array or Python float."""
@@ -192,7 +216,7 @@ def rewrite_graph(outputs: Sequence[Node], wrt: Sequence[Node],
         order = topological_sort(list(outputs))
     if len(order) > MAX_NODES:
         return tuple(outputs), {}
-    ctx = Context()
+    ctx = Context(wrt)
     ordered = sorted(rules.items())
     fired: dict[str, int] = {}
     new: dict[Node, Node] = {}

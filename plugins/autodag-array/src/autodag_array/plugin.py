@@ -60,6 +60,7 @@ from .reorder import (
     ROT90,
     SORT,
 )
+from .rewrites import autodag_rewrites as autodag_rewrites
 from .shaping import (
     BROADCAST_TO,
     CONCAT_PAD,

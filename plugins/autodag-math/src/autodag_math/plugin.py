@@ -39,6 +39,7 @@ from ._common import unary_samples as _unary
 from .binary import OPS as _BINARY
 from .more import OPS as _MORE
 from .onnx_rules import autodag_onnx_converters as autodag_onnx_converters
+from .rewrites import autodag_rewrites as autodag_rewrites
 from .rounding import OPS as _ROUNDING
 
 __all__ = ["OPS", "autodag_register_ops"]

@@ -17,6 +17,7 @@ from typing import Any, Final
 
 import numpy as np
 
+from .backend import is_numpy
 from .rewrite import Rewrite
 
 __all__ = ["FOLD_MAX_SIZE", "REWRITES"]
@@ -45,7 +46,7 @@ def _fold(ctx: Any, node: Any) -> Any:
     error (0/0, overflow) is left to run time, where it is reported as usual.
     """
     values = ctx.constant_inputs(node)
-    if values is None or not node.inputs:
+    if not values:  # None, or an op of no inputs
         return None
     try:
         with np.errstate(all="raise"):
@@ -55,7 +56,7 @@ def _fold(ctx: Any, node: Any) -> Any:
     if isinstance(value, np.ndarray):
         if value.size > FOLD_MAX_SIZE or value.dtype.kind not in "biufc":
             return None
-    elif not isinstance(value, (np.generic, bool, int, float, complex)):
+    elif not is_numpy(value):
         return None
     return ctx.constant(value, like=node)
 

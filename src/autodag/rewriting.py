@@ -15,10 +15,9 @@ from __future__ import annotations
 import difflib
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
-import numpy as np
-
+from .backend import is_numpy
 from .errors import ArgumentError, RewriteError
 from .graph import Graph
 from .hooktables import REWRITES, Provided
@@ -35,6 +34,7 @@ ENV: Final = "AUTODAG_DISABLE_REWRITES"
 #: repeated blocks as loops (``limits.ROLL_MIN_ARRAY_NODES``), which rebuilt nodes would
 #: no longer show it, and rewriting would cost more than it saves.
 MAX_NODES: Final = 200
+_N = TypeVar("_N", bound=Node)
 #: Times one node is offered to the rewrites before its replacement is kept as it is.
 _ROUNDS: Final = 4
 
@@ -104,18 +104,19 @@ class Context:
             if not isinstance(i, Constant) or i in self._wrt:
                 return None
             v = i.value
-            if not isinstance(v, (np.ndarray, np.generic, int, float, complex)):
+            if not is_numpy(v):
                 return None  # another library's array: never computed here
             values.append(v)
         return values
 
     def constant(self, value: Any, like: Node | None = None) -> Constant:
         """A new Constant of ``value`` in the rewriting's graph, named after ``like``."""
-        node = Constant(value, name=like.name if like is not None else None,
-                        graph=self._graph)
-        if like is not None:
-            node.site = like.site
-        return node
+        return _like(Constant(value, name=like.name if like is not None else None,
+                              graph=self._graph), like)
+
+    def shape(self, node: Node) -> tuple[int, ...] | None:
+        """The node's shape, None when its shape rule cannot tell."""
+        return _shape(node)
 
     def floating(self, node: Node) -> bool:
         """Whether the node's value is certainly a floating array or Python float."""
@@ -145,18 +146,21 @@ class Context:
               **attrs: Any) -> Operator:
         """A new node of ``op`` over ``inputs``, in the rewriting's own graph; ``like``:
         the node it replaces, whose name and creation site it keeps for messages."""
-        node = Operator(self._registry.get(op), tuple(inputs), attrs,
-                        name=like.name if like is not None else None, graph=self._graph)
-        if like is not None:
-            node.site = like.site
-        return node
+        return _like(Operator(self._registry.get(op), tuple(inputs), attrs,
+                              name=like.name if like is not None else None,
+                              graph=self._graph), like)
 
     def rebuilt(self, node: Operator, inputs: tuple[Node, ...]) -> Operator:
         """``node`` over other inputs."""
-        new = Operator(self._registry.get(node.op.name), inputs, node.attrs, name=node.name,
-                       graph=self._graph)
-        new.site = node.site
-        return new
+        return _like(Operator(self._registry.get(node.op.name), inputs, node.attrs,
+                              name=node.name, graph=self._graph), node)
+
+
+def _like(new: _N, like: Node | None) -> _N:
+    """``new``, created where ``like`` (the node it replaces) was, for messages."""
+    if like is not None:
+        new.site = like.site
+    return new
 
 
 def _shape(node: Node) -> tuple[int, ...] | None:

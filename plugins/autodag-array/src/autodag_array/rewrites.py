@@ -13,23 +13,11 @@ import math
 from typing import Any, Final
 
 import autodag
-from autodag import Rewrite
+from autodag import Rewrite, ShapeMismatchError
+
+from .shaping import permutation
 
 __all__ = ["REWRITES", "autodag_rewrites"]
-
-
-def _perm(axes: Any, ndim: int) -> tuple[int, ...] | None:
-    """transpose's ``axes`` as a permutation of ``range(ndim)``, None when not one."""
-    if axes is None:
-        return tuple(range(ndim - 1, -1, -1))
-    try:
-        given = [int(k) for k in axes]
-    except (TypeError, ValueError):
-        return None
-    if not all(-ndim <= k < ndim for k in given):
-        return None
-    perm = tuple(k % ndim for k in given)
-    return perm if sorted(perm) == list(range(ndim)) else None
 
 
 def _transpose_transpose(ctx: Any, node: Any) -> Any:
@@ -37,15 +25,16 @@ def _transpose_transpose(ctx: Any, node: Any) -> Any:
     if ctx.op_of(a) != "transpose":
         return None
     x = a.inputs[0]
-    try:
-        ndim = len(x.shape)
-    except Exception:  # a shape rule that cannot answer: left alone
+    inner_shape, outer_shape = ctx.shape(x), ctx.shape(a)
+    if inner_shape is None or outer_shape is None:
         return None
-    inner, outer = _perm(a.attrs.get("axes"), ndim), _perm(node.attrs.get("axes"), ndim)
-    if inner is None or outer is None:
+    try:
+        inner = permutation(inner_shape, a.attrs.get("axes"))
+        outer = permutation(outer_shape, node.attrs.get("axes"))
+    except ShapeMismatchError:  # axes the op itself refuses: its error, at run time
         return None
     combined = tuple(inner[k] for k in outer)
-    if combined == tuple(range(ndim)):
+    if combined == tuple(range(len(combined))):
         return x
     return ctx.build("transpose", x, like=node, axes=combined)
 
@@ -56,10 +45,10 @@ def _sum_broadcast(ctx: Any, node: Any) -> Any:
             or node.attrs.get("keepdims") or not ctx.floating(a.inputs[0])):
         return None
     x = a.inputs[0]
-    try:
-        small, big = math.prod(x.shape), math.prod(a.shape)
-    except Exception:  # a shape rule that cannot answer: left alone
+    x_shape, a_shape = ctx.shape(x), ctx.shape(a)
+    if x_shape is None or a_shape is None:
         return None
+    small, big = math.prod(x_shape), math.prod(a_shape)
     if small == 0 or big % small:
         return None
     total = ctx.build("sum", x, like=node, axis=None, keepdims=False)

@@ -23,7 +23,7 @@ from autodag.backend import is_array, namespace_of
 from ._xp import NUMPY, PY_NUMBERS, as_array, float_dtype, reshape, shape_of
 
 __all__ = ["BROADCAST_TO", "CONCATENATE", "CONCAT_PAD", "CONCAT_PART", "RESHAPE",
-           "RESHAPE_LIKE", "STACK", "STOP_GRADIENT", "TRANSPOSE"]
+           "RESHAPE_LIKE", "STACK", "STOP_GRADIENT", "TRANSPOSE", "permutation"]
 
 _Rng = np.random.Generator
 
@@ -200,11 +200,15 @@ def _permutation(shape: tuple[int, ...], axes: Any) -> tuple[int, ...]:
     return perm
 
 
+def permutation(shape: tuple[int, ...], axes: Any) -> tuple[int, ...]:
+    """transpose's ``axes`` (None: reversed) as a permutation of the axes of ``shape``,
+    or the ShapeMismatchError naming what is wrong."""
+    return tuple(reversed(range(len(shape)))) if axes is None else _permutation(shape, axes)
+
+
 def _transpose(a: Any, axes: Any) -> Any:
     if a.__class__ not in NUMPY and is_array(a):
-        shape = shape_of(a)
-        perm = tuple(reversed(range(len(shape)))) if axes is None else _permutation(shape, axes)
-        return namespace_of(a).permute_dims(a, perm)
+        return namespace_of(a).permute_dims(a, permutation(shape_of(a), axes))
     try:
         return np.transpose(a, axes)
     except (TypeError, ValueError) as exc:

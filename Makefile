@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml $(wildcard plugins/autodag-*/pyproject.toml)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,viz,onnx,docs]' $(foreach p,$(PLUGINS),-e ./$(p))
+	$(BIN)/python -m pip install --quiet -e '.[dev,viz,onnx,docs,fusion]' $(foreach p,$(PLUGINS),-e ./$(p))
 	touch $(STAMP)
 
 demo: $(STAMP)

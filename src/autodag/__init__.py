@@ -41,6 +41,7 @@ from .errors import (
 from .execute import backward_pass, evaluate, forward_pass, grad, topological_sort
 from .graph import Graph, get_default_graph
 from .hookspecs import hookimpl
+from .kernelform import KernelForm
 from .nodes import Constant, Node, Operator, Placeholder, Variable
 from .opdef import REQUIRED, OpDef, Sample
 from .registry import (
@@ -121,6 +122,7 @@ __all__ = [
     "GradientError",
     "Graph",
     "GraphMismatchError",
+    "KernelForm",
     "LoadError",
     "Loaded",
     "MissingFeedError",

@@ -38,10 +38,12 @@ from .builtin_rules import (
     _unbroadcast,
 )
 from .hookspecs import hookimpl
+from .kernelform import KernelForm
 from .opdef import REQUIRED, OpDef, Sample
 from .rewrite import Rewrite
 
-__all__ = ["autodag_onnx_converters", "autodag_register_ops"]
+__all__ = ["autodag_kernel_forms", "autodag_onnx_converters", "autodag_register_ops",
+           "autodag_rewrites"]
 
 def _binary_samples(
     positive_b: bool = False, positive_a: bool = False
@@ -231,6 +233,14 @@ def autodag_onnx_converters() -> dict[str, Callable[..., str]]:
     from .builtin_onnx import CONVERTERS
 
     return dict(CONVERTERS)
+
+
+@hookimpl
+def autodag_kernel_forms() -> dict[str, KernelForm]:
+    """The kernel forms of the built-in elementwise ops, for fused kernels."""
+    from .builtin_kernels import FORMS
+
+    return dict(FORMS)
 
 
 @hookimpl

@@ -82,6 +82,14 @@ def _power_two(ctx: Any, node: Any) -> Any:
     return None
 
 
+def _add_self(ctx: Any, node: Any) -> Any:
+    a, b = node.inputs
+    if a is b and ctx.floating(a):
+        # Doubling is exact in IEEE arithmetic (inf and NaN included): one read of x.
+        return ctx.build("multiply", a, ctx.constant(2.0), like=node)
+    return None
+
+
 def _double_negation(ctx: Any, node: Any) -> Any:
     (a,) = node.inputs
     if ctx.op_of(a) == "negate" and ctx.floating(a.inputs[0]):
@@ -101,4 +109,5 @@ REWRITES: Final = {
     "power_one": Rewrite(("power",), _identity(1.0, 1), "x ** 1 -> x"),
     "power_two": Rewrite(("power",), _power_two, "x ** 2 -> x * x (what NumPy computes)"),
     "double_negation": Rewrite(("negate",), _double_negation, "-(-x) -> x"),
+    "add_self": Rewrite(("add",), _add_self, "x + x -> x * 2 (exact)"),
 }

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from . import debugnans
+from . import debugnans, fusion
 from .compiler.plan import Plan
 from .errors import ArgumentError, FeedError, MissingFeedError
 from .foreign import foreign_namespace, run_foreign
@@ -53,6 +53,30 @@ def _checked_inputs(inputs: Node | Sequence[Node] | None) -> tuple[Node, ...]:
     return nodes
 
 
+#: How a call finds one leaf's value: input j, or (-1) the Variable's value at call
+#: time; whether a Python float needs no check; what an array needs to pass unchanged.
+_Pick = tuple[int, Node, bool, _Fast | None]
+
+
+def _picks(leaves: Sequence[Node], inputs: Sequence[Node]) -> list[_Pick]:
+    """Each leaf's ``_Pick``; a MissingFeedError for a Placeholder not among inputs."""
+    position = {n: j for j, n in enumerate(inputs)}
+    picks: list[_Pick] = []
+    for node in leaves:
+        if node in position:
+            plain = not isinstance(node, Placeholder) or (
+                node.dtype.kind == "f" and node.declared_shape in (None, ()))
+            picks.append((position[node], node, plain, _fast_check(node)))
+        elif isinstance(node, Placeholder):
+            raise MissingFeedError(
+                f"Placeholder {node.name!r} (created at {node.where()}) is not among "
+                f"compile()'s inputs: pass inputs=[..., {node.name}]"
+            )
+        else:
+            picks.append((-1, node, True, None))
+    return picks
+
+
 class Program:
     """A compiled graph: call it with the input values, get ``(values, grads)``.
 
@@ -72,6 +96,7 @@ class Program:
         *,
         disable_rewrites: str | Sequence[str] | None = None,
         enable_rewrites: str | Sequence[str] | None = None,
+        fuse: bool | None = None,
     ) -> None:
         outs = tuple(as_nodes(outputs, "outputs"))
         if not outs:
@@ -82,6 +107,8 @@ class Program:
         self.wrt = tuple(as_nodes(wrt, "wrt"))
         self.inputs = _checked_inputs(inputs)
         self._rewrite_args = (disable_rewrites, enable_rewrites)
+        self._fuse = fuse
+        fusing = fusion.wanted(fuse)
         rules = enabled_rewrites(disable_rewrites, enable_rewrites)
         order = topological_sort(list(outs + self.wrt))
         planned, fired = rewrite_graph(outs, self.wrt, rules, order)
@@ -93,22 +120,7 @@ class Program:
         extra = tuple(w for w in dict.fromkeys(self.wrt)
                       if isinstance(w, Operator) and w not in outs)
         self._plan = Plan(order, planned + extra, self.wrt if wrt is not None else None)
-        position = {n: j for j, n in enumerate(self.inputs)}
-        # Each leaf's value: input j, or (-1) the Variable's value at call time; whether a
-        # Python float needs no check; and what an array needs to pass unchanged.
-        self._pick: list[tuple[int, Node, bool, _Fast | None]] = []
-        for node in self._plan.leaves:
-            if node in position:
-                plain = not isinstance(node, Placeholder) or (
-                    node.dtype.kind == "f" and node.declared_shape in (None, ()))
-                self._pick.append((position[node], node, plain, _fast_check(node)))
-            elif isinstance(node, Placeholder):
-                raise MissingFeedError(
-                    f"Placeholder {node.name!r} (created at {node.where()}) is not among "
-                    f"compile()'s inputs: pass inputs=[..., {node.name}]"
-                )
-            else:
-                self._pick.append((-1, node, True, None))
+        self._pick = _picks(self._plan.leaves, self.inputs)
         self._n_out = len(outs)
         # Where each wrt node's value (for its gradient's shape and dtype) comes from.
         self._wrt_value = wrt_sources(self._plan.outputs, self._plan.leaves, inside, self.wrt)
@@ -123,6 +135,10 @@ class Program:
             and all(kind == FROM_LEAF or (kind == FROM_CONSTANT and where.__class__ is float)
                     for kind, where in self._wrt_value)
         )
+        #: Calls on large NumPy arrays run fused kernels (``autodag.fusion``).
+        self._fuser = fusion.Fuser(planned, self.wrt, self._plan.leaves, rules,
+                                   forced=fuse is True) if (
+            fusing and all(kind == FROM_LEAF for kind, _ in self._wrt_value)) else None
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickle and copy as the compile() call: a loaded program is planned again (for the
@@ -130,14 +146,15 @@ class Program:
         outputs = self.outputs[0] if self._single else list(self.outputs)
         wrt = list(self.wrt) if self._wrt_given else None
         off, on = self._rewrite_args
-        return (_program, (outputs, wrt, list(self.inputs), off, on))
+        return (_program, (outputs, wrt, list(self.inputs), off, on, self._fuse))
 
     @property
     def source(self) -> str:
-        """The generated Python source of the plan (for inspection), ending with a
-        comment naming the rewrites that fired."""
+        """The generated Python source of the plan (for inspection), ending with
+        comments naming the fused kernels built so far and the rewrites that fired."""
         done = ", ".join(f"{k} x{n}" for k, n in sorted(self.rewrites.items())) or "none"
-        return f"{self._plan.source.rstrip()}\n# rewrites: {done}\n"
+        fused = "off" if self._fuser is None else self._fuser.describe()
+        return f"{self._plan.source.rstrip()}\n# fusion: {fused}\n# rewrites: {done}\n"
 
     def _check(self, node: Node, value: Any) -> Any:
         if isinstance(node, Placeholder):
@@ -173,7 +190,10 @@ class Program:
             # same plan interpreted, on their own backend.
             outs, raw = run_foreign(plan, ns, leaves)
         else:
-            outs, raw = plan.run(get_registry().numeric if plan.uses_xp else None, leaves)
+            xp = get_registry().numeric if plan.uses_xp else None
+            fuser = self._fuser
+            got = None if fuser is None else fuser.run(leaves, plan, xp)
+            outs, raw = got if got is not None else plan.run(xp, leaves)
         return self._pack(outs, raw, leaves)
 
     def _leaves(self, values: Sequence[Any]) -> list[Any]:
@@ -213,6 +233,7 @@ def compile(
     *,
     disable_rewrites: str | Sequence[str] | None = None,
     enable_rewrites: str | Sequence[str] | None = None,
+    fuse: bool | None = None,
 ) -> Program:
     """Plan the passes for ``outputs`` once; the program runs them for new input values.
 
@@ -220,6 +241,11 @@ def compile(
     ``disable_rewrites`` turns some off by name (``"all"``: every one; also
     ``AUTODAG_DISABLE_REWRITES``), ``enable_rewrites`` turns on opt-in ones that may
     change rounding. ``prog.rewrites`` and the end of ``prog.source`` say which fired.
+
+    With the ``fusion`` extra (numba) installed, calls on large NumPy arrays run
+    chains of elementwise ops, forward and backward, as fused compiled kernels, equal to
+    the unfused results up to rounding (``autodag.fusion``): ``fuse=False`` (or
+    ``AUTODAG_FUSION=0``) turns that off, ``fuse=True`` requires it.
 
     >>> import autodag as ad
     >>> with ad.Graph():
@@ -230,10 +256,12 @@ def compile(
     (15.0, [5.0, 3.0])
     """
     return Program(outputs, wrt, inputs, disable_rewrites=disable_rewrites,
-                   enable_rewrites=enable_rewrites)
+                   enable_rewrites=enable_rewrites, fuse=fuse)
 
 
-def _program(outputs: Any, wrt: Any, inputs: Any, disable: Any, enable: Any) -> Program:
+def _program(outputs: Any, wrt: Any, inputs: Any, disable: Any, enable: Any,
+             fuse: Any = None) -> Program:
     """A Program from its pickled compile() arguments."""
-    return Program(outputs, wrt, inputs, disable_rewrites=disable, enable_rewrites=enable)
+    return Program(outputs, wrt, inputs, disable_rewrites=disable, enable_rewrites=enable,
+                   fuse=fuse)
 

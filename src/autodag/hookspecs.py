@@ -15,12 +15,13 @@ from typing import Any, Final
 
 import pluggy
 
+from .kernelform import KernelForm
 from .opdef import OpDef
 from .rewrite import Rewrite
 
 __all__ = [
-    "PROJECT_NAME", "autodag_onnx_converters", "autodag_register_ops", "autodag_rewrites",
-    "hookimpl", "hookspec",
+    "PROJECT_NAME", "autodag_kernel_forms", "autodag_onnx_converters",
+    "autodag_register_ops", "autodag_rewrites", "hookimpl", "hookspec",
 ]
 
 PROJECT_NAME: Final = "autodag"
@@ -88,4 +89,22 @@ def autodag_rewrites() -> Mapping[str, Rewrite]:  # type: ignore[empty-body]
                 return None
             return {"square_of_sqrt": autodag.Rewrite(("square",), square_of_sqrt,
                                                       "nothing, an example")}
+    """
+
+
+@hookspec
+def autodag_kernel_forms() -> Mapping[str, KernelForm]:  # type: ignore[empty-body]
+    """Return the kernel forms of this plugin's ops: op name -> ``KernelForm``.
+
+    With the ``fusion`` extra (numba) installed, ``autodag.compile`` fuses chains of
+    ops that have forms into one compiled elementwise kernel per chain, for large
+    arrays. A form must compute on scalars what the op's forward rule computes on
+    arrays; ops without one run as before. Wrap a form in
+    ``autodag.hooktables.Override`` to replace another plugin's form of the same op.
+
+    Example::
+
+        @autodag.hookimpl
+        def autodag_kernel_forms():
+            return {"square": autodag.KernelForm("{0} * {0}")}
     """

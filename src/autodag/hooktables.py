@@ -18,11 +18,13 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from .errors import PluginConflictError, PluginLoadError, PluginWarning
+from .kernelform import KernelForm
 from .plugins import FailedPlugin, Hooks, Manager, PluginInfo, strict
 from .rewrite import Rewrite
 from .sites import user_stacklevel
 
 __all__ = [
+    "KERNEL_FORMS",
     "ONNX_CONVERTERS",
     "REWRITES",
     "TABLE_SPECS",
@@ -117,18 +119,27 @@ ONNX_CONVERTERS: Final = TableSpec(
 )
 
 
-def _rewrite(item: object) -> str | None:
-    return None if isinstance(item, Rewrite) else (
-        f"{type(item).__name__} {item!r} is not an autodag.Rewrite")
+def _instance_of(cls: type) -> Callable[[object], str | None]:
+    """The check that an item is an ``autodag.<cls>``."""
+
+    def check(item: object) -> str | None:
+        return None if isinstance(item, cls) else (
+            f"{type(item).__name__} {item!r} is not an autodag.{cls.__name__}")
+
+    return check
 
 
 REWRITES: Final = TableSpec(
-    hook="autodag_rewrites", what="rewrite", key="rewrites", check=_rewrite,
+    hook="autodag_rewrites", what="rewrite", key="rewrites", check=_instance_of(Rewrite),
     fix="wrap exactly one of them in autodag.hooktables.Override, or rename one",
     key_word="rewrite",
 )
+KERNEL_FORMS: Final = TableSpec(
+    hook="autodag_kernel_forms", what="kernel form", key="kernel_forms",
+    check=_instance_of(KernelForm), fix="wrap exactly one of them in autodag.hooktables.Override",
+)
 #: Every table hook: run-time registration checks each, ``autodag plugins`` lists each.
-TABLE_SPECS: Final = (ONNX_CONVERTERS, REWRITES)
+TABLE_SPECS: Final = (ONNX_CONVERTERS, REWRITES, KERNEL_FORMS)
 
 
 def table_entries(spec: TableSpec, result: object) -> dict[str, tuple[Any, bool]]:

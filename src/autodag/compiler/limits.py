@@ -38,3 +38,28 @@ ROLL_MIN_LOOP = 64
 #: helpers: less than half the source to compile (150 us a node, not 350, on a
 #: 2-core machine), about a tenth slower to run.
 COMPACT_NODES = 400
+#: Elements of a call's largest NumPy input from which a program may run fused kernels
+#: (the ``fusion`` extra). Fused programs are faster from a few elements on
+#: (benchmarks/fusion_crossover.py); smaller arrays are scalars in all but name.
+FUSE_MIN_SIZE = 8
+#: Seconds a signature's unfused calls take before its fused plan is built: about
+#: what building costs (numba compiles a kernel in 50-150 ms, more for the first).
+FUSE_BUILD_COST = 0.25
+#: Ops at most in one fused expression.
+FUSE_MAX_OPS = 96
+#: Ops of a node that several others read, up to which each of them computes it again
+#: inside its own expression rather than reading it from a full-size array.
+FUSE_RECOMPUTE_OPS = 16
+#: Arrays (inputs and constants) one fused expression may read: a ufunc's operands
+#: are limited by NumPy's iterator, a few dozen.
+FUSE_MAX_ARGS = 24
+#: Kernels one fused plan compiles at most (the largest are kept): numba takes
+#: 50-150 ms for each.
+FUSE_MAX_KERNELS = 12
+#: Nodes from which a graph is not fused: building its gradient as nodes and compiling
+#: its kernels would cost more than a few calls save.
+FUSE_MAX_NODES = 2000
+#: Calls of a new signature timed each way (fused and not) before the faster is kept.
+FUSE_TRIALS = 3
+#: Distinct input signatures (shapes and dtypes) for which a program keeps fused code.
+FUSE_MAX_SIGNATURES = 8

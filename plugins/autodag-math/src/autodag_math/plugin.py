@@ -37,6 +37,7 @@ from ._common import fast as _fast
 from ._common import two as _two
 from ._common import unary_samples as _unary
 from .binary import OPS as _BINARY
+from .kernel_forms import autodag_kernel_forms as autodag_kernel_forms
 from .more import OPS as _MORE
 from .onnx_rules import autodag_onnx_converters as autodag_onnx_converters
 from .rewrites import autodag_rewrites as autodag_rewrites

@@ -1,0 +1,151 @@
+"""Building a program's fused plan for one signature of its leaves (``autodag.fusion``
+loads this module on the first build, so compiling a program imports none of it).
+
+A private copy of the graph with the leaves as arrays of the call's shapes and dtypes,
+the gradient of its first output as nodes (``autodag.gradients``' builder), the
+rewrites over values and gradients together (so the backward pass shares the forward's
+subexpressions), and the kernels of ``compiler.fuse``, planned as one values-only plan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ._arrays import quiet_enter, quiet_exit
+from .compiler import limits
+from .compiler.fuse import Kernel, fused_outputs, kernels
+from .compiler.plan import Plan
+from .graph import Graph
+from .hooktables import KERNEL_FORMS, Provided
+from .nodes import Constant, Node, Operator, Variable
+from .registry import RegisteredOp, get_registry, get_table
+from .rewriting import rewrite_graph
+from .shapes import StaticShapes
+from .symbolic import _Builder, _one_like
+from .traversal import topological_sort
+
+__all__ = ["Fused", "Trial", "build"]
+
+
+class Trial:
+    """The first calls of a signature, timed fused and unfused in turn, and the choice
+    they lead to (None while undecided)."""
+
+    def __init__(self) -> None:
+        self.fused: list[float] = []
+        self.plain: list[float] = []
+        self.choice: bool | None = None
+
+    def record(self, fused: bool, seconds: float) -> None:
+        """One timed call; the choice is made once each way has ``FUSE_TRIALS``."""
+        (self.fused if fused else self.plain).append(seconds)
+        if min(len(self.fused), len(self.plain)) >= limits.FUSE_TRIALS:
+            self.choice = min(self.fused) < min(self.plain)
+
+
+@dataclass(frozen=True)
+class Fused:
+    """The fused plan of one signature and how to feed it."""
+
+    plan: Plan
+    #: For each of the plan's leaves, the index of the program's leaf it stands for.
+    feed: tuple[int, ...]
+    n_values: int
+    #: For each wrt node, the index of its gradient among the plan's outputs, or -1.
+    grads: tuple[int, ...]
+    kernels: tuple[Kernel, ...]
+    rewrites: Mapping[str, int]
+    trial: Trial
+
+    def run(self, leaf_values: Sequence[Any]) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+        """The fused plan's values and raw gradients."""
+        values = [leaf_values[j] for j in self.feed]
+        # NaN and inf results are the graph's to give, without warnings, as the unfused
+        # backward pass gives them.
+        q = quiet_enter()
+        try:
+            outs, _ = self.plan.run(get_registry().numeric, values)
+        finally:
+            quiet_exit(q)
+        n = self.n_values
+        return outs[:n], tuple(outs[n + j] if j >= 0 else None for j in self.grads)
+
+
+def _copy(order: Sequence[Node], leaves: Sequence[Node], values: Sequence[Any],
+          graph: Graph) -> dict[Node, Node] | None:
+    """The nodes of ``order`` in ``graph``, each leaf a Variable of its call value's
+    shape and dtype; None when ``order`` has a leaf that is not among ``leaves``."""
+    copy: dict[Node, Node] = {}
+    for leaf, v in zip(leaves, values, strict=True):
+        dummy = np.zeros(v.shape, v.dtype) if v.__class__ is np.ndarray else v.__class__(1)
+        copy[leaf] = Variable(dummy, name=leaf.name, graph=graph)
+    for n in order:
+        if n in copy:
+            continue
+        if isinstance(n, Constant):
+            made: Node = Constant(n.value, name=n.name, graph=graph)
+        elif isinstance(n, Operator):
+            made = Operator(RegisteredOp(n.op, n.plugin), tuple(copy[i] for i in n.inputs),
+                            n.attrs, name=n.name, graph=graph)
+        else:
+            return None
+        made.site = n.site
+        copy[n] = made
+    for leaf in leaves:
+        copy[leaf].site = leaf.site
+    return copy
+
+
+def build(outputs: Sequence[Node], wrt: Sequence[Node], leaves: Sequence[Node],
+           values: Sequence[Any], rules: Mapping[str, Provided]) -> Fused | None:
+    """The fused plan for leaf values of these shapes and dtypes, or None."""
+    graph = Graph()
+    order = topological_sort(list(outputs) + list(wrt))
+    if len(order) > limits.FUSE_MAX_NODES:
+        return None
+    copy = _copy(order, leaves, values, graph)
+    if copy is None:
+        return None
+    outs = [copy[o] for o in outputs]
+    with graph:
+        b = _Builder(graph)
+        y = outs[0]
+        shape = b.shapes.shape(y)
+        if shape is None:
+            return None
+        # A Python 1.0 keeps float64 float64 and lets x * 1 rewrite to x.
+        one = 1.0 if b.shapes.dtype(y) == np.float64 else _one_like(b, y)
+        seed = b.const(one)
+        if shape != ():
+            seed = b.xp.broadcast_like(seed, y)
+        wrt_copies = [copy[w] for w in wrt]
+        got = b.backward([y], [seed], wrt_copies) if wrt_copies else {}
+    grads = [got.get(w) for w in wrt_copies]
+    present = [g for g in grads if g is not None]
+    targets = [*outs, *present]
+    planned, fired = rewrite_graph(targets, (), rules)
+    order = topological_sort(list(planned))
+    forms = {name: p.item for name, p in get_table(KERNEL_FORMS).items.items()}
+    found = kernels(order, planned, StaticShapes(), forms)
+    largest = {id(k) for k in sorted(found, key=lambda k: -k.ops)[:limits.FUSE_MAX_KERNELS]}
+    found = [k for k in found if id(k) in largest]
+    if not found:
+        return None
+    fused, used = fused_outputs(order, planned, found, graph)
+    if not used:
+        return None
+    plan = Plan(topological_sort(list(fused)), fused, None)
+    index = {copy[leaf]: j for j, leaf in enumerate(leaves)}
+    if any(leaf not in index for leaf in plan.leaves):
+        return None
+    slots: list[int] = []
+    k = 0
+    for g in grads:
+        slots.append(-1 if g is None else k)
+        k += g is not None
+    return Fused(plan, tuple(index[leaf] for leaf in plan.leaves), len(outs), tuple(slots),
+                  tuple(used), fired, Trial())

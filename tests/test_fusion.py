@@ -233,12 +233,18 @@ def test_by_default_fusion_waits_for_its_cost_then_keeps_the_faster(
         assert np.isclose(v, expected[0]) and np.allclose(g, expected[1])
     assert fuser.kernels() == []  # not built: the calls have cost less than building
     monkeypatch.setattr(limits, "FUSE_BUILD_COST", 0.0)
+    prog(xs)  # builds, and is the first timed call
+    (entry,) = fuser._cache.values()
+    assert entry is not None and entry.trial.choice is None
+    trial = entry.trial
     for _ in range(2 * limits.FUSE_TRIALS + 2):
         v, (g,) = prog(xs)
         assert np.isclose(v, expected[0]) and np.allclose(g, expected[1])
-    (entry,) = fuser._cache.values()
-    assert entry is not None and entry.trial.choice is not None
-    assert len(entry.trial.fused) == len(entry.trial.plain) == limits.FUSE_TRIALS
+    assert trial.choice is not None
+    assert len(trial.fused) == len(trial.plain) == limits.FUSE_TRIALS
+    # Kept when faster; else dropped, its memory with it.
+    (kept,) = fuser._cache.values()
+    assert (kept is entry) if trial.choice else (kept is None)
 
 
 def test_a_fused_program_pickles_and_runs_from_threads() -> None:
@@ -368,3 +374,20 @@ def test_a_plan_compiles_only_its_largest_kernels(monkeypatch: pytest.MonkeyPatc
     _close(g, gp, 1e-12)
     (k,) = _kernels(prog)  # of the gradient's kernels, the one of most ops
     assert k.ops >= 5
+
+
+def test_a_graph_without_an_elementwise_chain_is_not_built() -> None:
+    with ad.Graph():
+        x = ad.Placeholder(name="x")
+        w = ad.Placeholder(name="w")
+        h = ad.ops.tanh(x @ w)
+        out = ad.ops.sum(h * h)  # the one op with a form reads an op without one
+    prog = ad.compile(out, wrt=[w], inputs=[x, w], fuse=True)
+    xs, ws = np.ones((8, 4)), np.full((4, 3), 0.1)
+    v, (g,) = prog(xs, ws)
+    t = np.tanh(xs @ ws)
+    assert np.isclose(v, np.sum(t * t))
+    np.testing.assert_allclose(g, xs.T @ (2 * t * (1 - t * t)), rtol=1e-12)
+    fuser = prog._fuser
+    assert fuser is not None and list(fuser._cache.values()) == [None]
+    assert "runs unfused" in prog.source

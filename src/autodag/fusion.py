@@ -10,7 +10,6 @@ intermediate in float64: a few units in the last place).
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import threading
 import time
@@ -41,6 +40,8 @@ def wanted(fuse: bool | None) -> bool:
     ``AUTODAG_FUSION`` does not say no, ``True`` always (numba is then required)."""
     if fuse is False:
         return False
+    import importlib.util  # not imported by every program that never asks
+
     have = importlib.util.find_spec("numba") is not None
     if fuse is True:
         if not have:
@@ -125,7 +126,8 @@ class Fuser:
         use = len(trial.fused) <= len(trial.plain)
         t0 = time.perf_counter()
         got = fused.run(leaf_values) if use else plain.run(xp, leaf_values)
-        trial.record(use, time.perf_counter() - t0)
+        if trial.record(use, time.perf_counter() - t0) is False:
+            self._cache[key] = None  # unfused it is: the fused plan's memory goes
         return got
 
     def kernels(self) -> list[tuple[Kernel, ...]]:
@@ -139,7 +141,7 @@ class Fuser:
                  f"elements, {when}"]
         for sig, f in list(self._cache.items()):
             shapes = ", ".join(str(s[0]) if isinstance(s, tuple) else s.__name__ for s in sig)
-            if f is None or f.trial.choice is False:
+            if f is None:
                 lines.append(f"#   ({shapes}): runs unfused")
                 continue
             for k in f.kernels:

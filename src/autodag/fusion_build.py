@@ -40,11 +40,12 @@ class Trial:
         self.plain: list[float] = []
         self.choice: bool | None = None
 
-    def record(self, fused: bool, seconds: float) -> None:
-        """One timed call; the choice is made once each way has ``FUSE_TRIALS``."""
+    def record(self, fused: bool, seconds: float) -> bool | None:
+        """One timed call; the choice (made once each way has ``FUSE_TRIALS``)."""
         (self.fused if fused else self.plain).append(seconds)
         if min(len(self.fused), len(self.plain)) >= limits.FUSE_TRIALS:
             self.choice = min(self.fused) < min(self.plain)
+        return self.choice
 
 
 @dataclass(frozen=True)
@@ -100,13 +101,23 @@ def _copy(order: Sequence[Node], leaves: Sequence[Node], values: Sequence[Any],
     return copy
 
 
+def _has_chain(order: Sequence[Node], forms: Mapping[str, Any]) -> bool:
+    """Whether an op with a kernel form reads another: without such a chain in the
+    forward pass (an MLP's matmul, tanh, matmul...) the backward pass has none worth a
+    kernel either, and building (static shapes run every op on dummies) is skipped."""
+    return any(isinstance(n, Operator) and n.op.name in forms
+               and any(isinstance(i, Operator) and i.op.name in forms for i in n.inputs)
+               for n in order)
+
+
 def build(outputs: Sequence[Node], wrt: Sequence[Node], leaves: Sequence[Node],
            values: Sequence[Any], rules: Mapping[str, Provided]) -> Fused | None:
     """The fused plan for leaf values of these shapes and dtypes, or None."""
-    graph = Graph()
     order = topological_sort(list(outputs) + list(wrt))
-    if len(order) > limits.FUSE_MAX_NODES:
+    forms = {name: p.item for name, p in get_table(KERNEL_FORMS).items.items()}
+    if len(order) > limits.FUSE_MAX_NODES or not _has_chain(order, forms):
         return None
+    graph = Graph()
     copy = _copy(order, leaves, values, graph)
     if copy is None:
         return None
@@ -129,7 +140,6 @@ def build(outputs: Sequence[Node], wrt: Sequence[Node], leaves: Sequence[Node],
     targets = [*outs, *present]
     planned, fired = rewrite_graph(targets, (), rules)
     order = topological_sort(list(planned))
-    forms = {name: p.item for name, p in get_table(KERNEL_FORMS).items.items()}
     found = kernels(order, planned, StaticShapes(), forms)
     largest = {id(k) for k in sorted(found, key=lambda k: -k.ops)[:limits.FUSE_MAX_KERNELS]}
     found = [k for k in found if id(k) in largest]

@@ -9,7 +9,6 @@ of one full-size temporary array per op.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -20,7 +19,8 @@ __all__ = ["KernelForm", "number"]
 #: and the node's attributes returning the text, or None where the node cannot be fused.
 Expr = str | Callable[[Sequence[str], Mapping[str, Any]], "str | None"]
 
-_NUMBER: Final = re.compile(r"^float(?:32|64)\((.+)\)$")
+#: How a Python-number operand is written: its value typed as the operands' dtype.
+_TYPED: Final = ("float32(", "float64(")
 
 
 @dataclass(frozen=True)
@@ -53,5 +53,9 @@ class KernelForm:
 
 def number(operand: str) -> float | None:
     """The value of an operand that is a Python-number constant's literal, else None."""
-    m = _NUMBER.match(operand)
-    return float(m.group(1)) if m else None
+    if not (operand.startswith(_TYPED) and operand.endswith(")")):
+        return None
+    try:
+        return float(operand[8:-1])
+    except ValueError:
+        return None

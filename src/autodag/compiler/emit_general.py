@@ -103,12 +103,20 @@ _ACC: Final = {Acc.FIRST: "_accf", Acc.MAYBE: "_acca", Acc.ADD: "_acca", Acc.OWN
 
 def _contribution(ir: PlanIR, step: BackwardStep, c: Contribution, vals: list[str],
                   twins: list[str | None], call: str, pad: str, ns: dict[str, Any],
-                  compact: bool) -> list[str]:
+                  compact: bool, seen: dict[tuple[str, int], int]) -> list[str]:
     i, k, s = step.slot, c.k, c.target
     if step.joint:
         expr = f"t[{k}]"
     elif c.code is not None:
         expr = twinned(c.code, c.pure, vals, twins, f"g{i}", f"v{i}")
+        if c.pure and not compact:
+            # x * x: both inputs' terms are g * x, for one gradient; the second is the
+            # first's array (only gradients the program owns are updated in place, never
+            # a term, and the first was summed to the same shape).
+            if (expr, s) in seen:
+                expr = f"t{seen[expr, s]}"
+            else:
+                seen[expr, s] = k
     else:
         ns[f"r{i}_{k}"] = ir.order[i].op.vjps[k]  # type: ignore[attr-defined]
         expr = f"r{i}_{k}{call}"
@@ -148,8 +156,9 @@ def _backward(ir: PlanIR, step: BackwardStep, ns: dict[str, Any], compact: bool)
     if step.joint:
         ns[f"b{i}"] = node.op.joint_backward
         lines.append(f"{pad}t = _joint(b{i}{call}, N{i})")
+    seen: dict[tuple[str, int], int] = {}
     for c in step.contributions:
-        lines += _contribution(ir, step, c, vals, twins, call, pad, ns, compact)
+        lines += _contribution(ir, step, c, vals, twins, call, pad, ns, compact, seen)
     if step.joint:
         lines.append(f"{pad}t = None")
     if shared is not None:

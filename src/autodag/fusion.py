@@ -98,11 +98,15 @@ class Fuser:
             return None
         key = tuple(sig)
         fused = self._cache.get(key, self)
+        if fused is self and len(self._cache) >= limits.FUSE_MAX_SIGNATURES:
+            return None  # a program of ever new shapes keeps what it has fused
         if fused is self and not self.forced:
             # Until unfused calls of this signature have taken about what building the
             # fused plan costs, they run unfused: a program called a few times on small
             # arrays never pays for compiling kernels.
             spent = self._spent.get(key, 0.0)
+            if len(self._spent) > 64 and key not in self._spent:
+                return None  # shapes that never repeat enough: nothing to remember
             if spent < limits.FUSE_BUILD_COST:
                 t0 = time.perf_counter()
                 got = plain.run(xp, leaf_values)
@@ -112,9 +116,9 @@ class Fuser:
             with self._lock:
                 fused = self._cache.get(key, self)
                 if fused is self:
-                    full = len(self._cache) >= limits.FUSE_MAX_SIGNATURES
-                    fused = None if full else self._build(leaf_values)
+                    fused = self._build(leaf_values)
                     self._cache[key] = fused
+                    self._spent.pop(key, None)
         if fused is None or fused is self:
             return None
         assert not isinstance(fused, Fuser)

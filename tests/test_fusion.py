@@ -391,3 +391,31 @@ def test_a_graph_without_an_elementwise_chain_is_not_built() -> None:
     fuser = prog._fuser
     assert fuser is not None and list(fuser._cache.values()) == [None]
     assert "runs unfused" in prog.source
+
+
+def test_a_kernel_that_fails_at_run_time_leaves_the_unfused_program_to_answer(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    with ad.Graph():
+        x = ad.Placeholder(name="x")
+        out = ad.ops.sum(x * x * 3.0 + x)
+    prog = ad.compile(out, wrt=[x], inputs=[x], fuse=True)
+    xs = np.linspace(-1, 1, 64)
+    prog(xs)
+    fuser = prog._fuser
+    assert fuser is not None
+    (entry,) = fuser._cache.values()
+    assert entry is not None
+
+    def broken(self: Any, leaf_values: Any) -> Any:
+        raise MemoryError("a kernel that cannot run")
+
+    monkeypatch.setattr(type(entry), "run", broken)
+    v, (g,) = prog(xs)
+    assert np.isclose(v, np.sum(3 * xs * xs + xs)) and np.allclose(g, 6 * xs + 1)
+    assert list(fuser._cache.values()) == [None]
+    with ad.Graph():  # an error of the graph itself is the unfused program's own
+        y = ad.Placeholder(name="y")
+        bad = ad.ops.sum(ad.ops.reshape(y * 2.0 + 1.0, (5, 5)))
+    prog2 = ad.compile(bad, wrt=[y], inputs=[y], fuse=True)
+    with pytest.raises(ad.AutodagError, match="reshape"):
+        prog2(np.ones(64))

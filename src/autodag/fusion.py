@@ -124,15 +124,29 @@ class Fuser:
         assert not isinstance(fused, Fuser)
         trial = fused.trial
         if self.forced or trial.choice:
-            return fused.run(leaf_values)
+            return self._fused(key, fused, leaf_values)
         if trial.choice is False:
             return None
         use = len(trial.fused) <= len(trial.plain)
         t0 = time.perf_counter()
-        got = fused.run(leaf_values) if use else plain.run(xp, leaf_values)
+        result = (self._fused(key, fused, leaf_values) if use
+                  else plain.run(xp, leaf_values))
+        if result is None:
+            return None
         if trial.record(use, time.perf_counter() - t0) is False:
             self._cache[key] = None  # unfused it is: the fused plan's memory goes
-        return got
+        return result
+
+    def _fused(self, key: _Signature, fused: Fused, leaf_values: Sequence[Any],
+               ) -> tuple[tuple[Any, ...], tuple[Any, ...]] | None:
+        """The fused plan's results; None, and never again for this signature, when it
+        fails: the unfused program then runs, and raises its own error if it fails too
+        (a compiled program never fails where the unfused one works)."""
+        try:
+            return fused.run(leaf_values)
+        except Exception:
+            self._cache[key] = None
+            return None
 
     def kernels(self) -> list[tuple[Kernel, ...]]:
         """The kernels of each signature fused so far."""

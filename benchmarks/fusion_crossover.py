@@ -17,11 +17,10 @@ it falls below 1. Run:
 from __future__ import annotations
 
 import argparse
-import time
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from workloads import time_interleaved  # this directory's: the other scripts' timing
 
 import autodag as ad
 from autodag.compiler import limits
@@ -43,20 +42,6 @@ def _graphs(dtype: Any) -> dict[str, tuple[Any, list[Any]]]:
         x = ad.Placeholder(name="x")
         out["trig"] = (ad.ops.sum(ad.ops.sin(x) * ad.ops.cos(2 * x) + x * x), [x])
     return out
-
-
-def _timed(fns: dict[str, Callable[[], Any]], budget: float, size: int) -> dict[str, float]:
-    """Median seconds per call of each, interleaved round by round."""
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    inner = max(1, min(1000, int(2**21 // size)))
-    deadline = time.perf_counter() + budget
-    while time.perf_counter() < deadline or min(len(v) for v in times.values()) < 5:
-        for name, fn in fns.items():
-            t0 = time.perf_counter()
-            for _ in range(inner):
-                fn()
-            times[name].append((time.perf_counter() - t0) / inner)
-    return {k: float(np.median(v)) for k, v in times.items()}
 
 
 def main() -> None:
@@ -82,9 +67,9 @@ def main() -> None:
             (vf, gf), (vp, gp) = fused(*vals), plain(*vals)
             assert np.allclose(vf, vp, rtol=1e-4) and all(
                 np.allclose(a, b, rtol=1e-4) for a, b in zip(gf, gp, strict=True)), name
-            got = _timed({"fused": lambda f=fused, v=vals: f(*v),  # type: ignore[misc]
-                          "plain": lambda p=plain, v=vals: p(*v)}, args.budget, n)
-            cells.append(f"{got['fused'] / got['plain']:.2f}x")
+            got = time_interleaved({"fused": lambda f=fused, v=vals: f(*v)},  # type: ignore[misc]
+                                   lambda p=plain, v=vals: p(*v), args.budget, repeats=7)
+            cells.append(f"{got['fused'] / got['baseline']:.2f}x")
         print(f"| {name} | " + " | ".join(cells) + " |")
 
 

@@ -23,7 +23,7 @@ from autodag.compiler import fuse, limits
 from autodag.plugin_cli import plugins_command
 from autodag.shapes import StaticShapes
 from autodag.traversal import topological_sort
-from tests.test_plugins import CUBE, fresh_plugins, make_dist
+from tests.test_plugins import CUBE, fresh_plugins, install, make_dist
 
 pytest.importorskip("numba")
 
@@ -306,8 +306,7 @@ def test_a_plugins_kernel_form_is_fused_and_listed(plugin_env: pytest.MonkeyPatc
                                                   tmp_path: Path) -> None:
     make_dist(tmp_path, "tplug-formed", "0.1", {"formed": "tplug_formed"},
               {"tplug_formed": FORMED})
-    plugin_env.syspath_prepend(str(tmp_path))
-    ad.reset_plugins()
+    install(plugin_env, tmp_path)
     prog, _ = _cube_program()
     xs = np.linspace(-2, 2, 64)
     v, (g,) = prog(xs)
@@ -322,8 +321,7 @@ def test_a_broken_form_plugin_is_skipped_and_its_ops_run_unfused(
         plugin_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
     make_dist(tmp_path, "tplug-badform", "0.1", {"badform": "tplug_badform"},
               {"tplug_badform": BROKEN})
-    plugin_env.syspath_prepend(str(tmp_path))
-    ad.reset_plugins()
+    install(plugin_env, tmp_path)
     with pytest.warns(ad.PluginWarning, match=r"'badform' \(tplug-badform 0.1\).*malformed "
                       r"kernel form for op 'cube': str .* is not an autodag.KernelForm"):
         table = registry.get_table(hooktables.KERNEL_FORMS)
@@ -347,8 +345,7 @@ class WrongForms:
 def test_forms_that_fail_or_give_another_dtype_leave_their_nodes_unfused(
         plugin_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
     make_dist(tmp_path, "tplug-cube", "0.1", {"cube": "tplug_cube"}, {"tplug_cube": CUBE})
-    plugin_env.syspath_prepend(str(tmp_path))
-    ad.reset_plugins()
+    install(plugin_env, tmp_path)
     ad.register_plugin(WrongForms(), name="wrong")
     with ad.Graph():
         x = ad.Placeholder(name="x")

@@ -18,7 +18,7 @@ import autodag as ad
 from autodag import hooktables, registry, rewriting
 from autodag.builtin_rewrites import FOLD_MAX_SIZE as FOLD
 from autodag.plugin_cli import plugins_command
-from tests.test_plugins import CUBE, fresh_plugins, make_dist
+from tests.test_plugins import CUBE, fresh_plugins, install, make_dist
 
 from .fd import numeric_grads
 
@@ -330,8 +330,7 @@ def test_a_broken_rewrite_plugin_is_skipped_and_its_ops_and_others_keep_working(
         plugin_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
     make_dist(tmp_path, "tplug-badrw", "0.1", {"badrw": "tplug_badrw"},
               {"tplug_badrw": BROKEN})
-    plugin_env.syspath_prepend(str(tmp_path))
-    ad.reset_plugins()
+    install(plugin_env, tmp_path)
     with pytest.warns(ad.PluginWarning, match=r"'badrw' \(tplug-badrw 0.1\).*malformed "
                       r"rewrite for rewrite 'bad': int 3 is not an autodag.Rewrite"):
         table = registry.get_table(hooktables.REWRITES)

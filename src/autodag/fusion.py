@@ -40,18 +40,19 @@ def wanted(fuse: bool | None) -> bool:
     ``AUTODAG_FUSION`` does not say no, ``True`` always (numba is then required)."""
     if fuse is False:
         return False
+    if fuse is not None and fuse is not True:
+        raise ArgumentError(f"compile(fuse=...) takes True, False or None, got {fuse!r}")
+    if fuse is None and os.environ.get(ENV, "").strip().lower() in _OFF:
+        return False
     import importlib.util  # not imported by every program that never asks
 
-    have = importlib.util.find_spec("numba") is not None
-    if fuse is True:
-        if not have:
-            raise ArgumentError("compile(fuse=True) needs numba: pip install "
-                                "'autodag[fusion]' (or pass fuse=None to fuse only when "
-                                "it is installed)")
+    if importlib.util.find_spec("numba") is not None:
         return True
-    if fuse is not None:
-        raise ArgumentError(f"compile(fuse=...) takes True, False or None, got {fuse!r}")
-    return have and os.environ.get(ENV, "").strip().lower() not in _OFF
+    if fuse is True:
+        raise ArgumentError("compile(fuse=True) needs numba: pip install "
+                            "'autodag[fusion]' (or pass fuse=None to fuse only when "
+                            "it is installed)")
+    return False
 
 
 _Signature = tuple[Any, ...]
@@ -76,12 +77,17 @@ class Fuser:
         self._cache: dict[_Signature, Fused | None] = {}
         #: Seconds spent in unfused calls of each signature not built yet.
         self._spent: dict[_Signature, float] = {}
+        #: Whether the graph may gain from fusing at all (``fusion_build.worth``),
+        #: asked on the first build; False turns the program's fusion off.
+        self._worth: bool | None = None
         self._lock = threading.Lock()
 
     def run(self, leaf_values: Sequence[Any], plain: PlanBase, xp: Any,
             ) -> tuple[tuple[Any, ...], tuple[Any, ...]] | None:
         """Output values and raw gradients (fused, or of ``plain`` while timing both), or
         None when these values run unfused."""
+        if self._worth is False:
+            return None
         big = False
         sig: list[Any] = []
         for v in leaf_values:
@@ -167,9 +173,13 @@ class Fuser:
         return "\n".join(lines)
 
     def _build(self, values: Sequence[Any]) -> Fused | None:
-        from .fusion_build import build
+        from .fusion_build import build, worth
 
         try:
+            if self._worth is None:
+                self._worth = worth(self._outputs, self._wrt)
+            if not self._worth:
+                return None
             return build(self._outputs, self._wrt, self._leaves, values, self._rules)
         except Exception:  # fusion is an optimization: any failure runs unfused
             return None

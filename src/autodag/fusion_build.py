@@ -17,12 +17,12 @@ import numpy as np
 
 from ._arrays import quiet_enter, quiet_exit
 from .compiler import limits
-from .compiler.fuse import Kernel, fused_outputs, kernels
+from .compiler.fuse import Kernel, fused_outputs, kernels, rebuilt
 from .compiler.plan import Plan
 from .graph import Graph
 from .hooktables import KERNEL_FORMS, Provided
 from .nodes import Constant, Node, Operator, Variable
-from .registry import RegisteredOp, get_registry, get_table
+from .registry import get_registry, get_table
 from .rewriting import rewrite_graph
 from .shapes import StaticShapes
 from .symbolic import _Builder, _one_like
@@ -59,7 +59,6 @@ class Fused:
     #: For each wrt node, the index of its gradient among the plan's outputs, or -1.
     grads: tuple[int, ...]
     kernels: tuple[Kernel, ...]
-    rewrites: Mapping[str, int]
     trial: Trial
 
     def run(self, leaf_values: Sequence[Any]) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
@@ -84,39 +83,44 @@ def _copy(order: Sequence[Node], leaves: Sequence[Node], values: Sequence[Any],
     for leaf, v in zip(leaves, values, strict=True):
         dummy = np.zeros(v.shape, v.dtype) if v.__class__ is np.ndarray else v.__class__(1)
         copy[leaf] = Variable(dummy, name=leaf.name, graph=graph)
+        copy[leaf].site = leaf.site
     for n in order:
         if n in copy:
             continue
         if isinstance(n, Constant):
-            made: Node = Constant(n.value, name=n.name, graph=graph)
+            copy[n] = Constant(n.value, name=n.name, graph=graph)
+            copy[n].site = n.site
         elif isinstance(n, Operator):
-            made = Operator(RegisteredOp(n.op, n.plugin), tuple(copy[i] for i in n.inputs),
-                            n.attrs, name=n.name, graph=graph)
+            copy[n] = rebuilt(n, tuple(copy[i] for i in n.inputs), graph)
         else:
             return None
-        made.site = n.site
-        copy[n] = made
-    for leaf in leaves:
-        copy[leaf].site = leaf.site
     return copy
 
 
-def _has_chain(order: Sequence[Node], forms: Mapping[str, Any]) -> bool:
-    """Whether an op with a kernel form reads another: without such a chain in the
-    forward pass (an MLP's matmul, tanh, matmul...) the backward pass has none worth a
-    kernel either, and building (static shapes run every op on dummies) is skipped."""
-    return any(isinstance(n, Operator) and n.op.name in forms
-               and any(isinstance(i, Operator) and i.op.name in forms for i in n.inputs)
-               for n in order)
+def _forms() -> dict[str, Any]:
+    return {name: p.item for name, p in get_table(KERNEL_FORMS).items.items()}
+
+
+def worth(outputs: Sequence[Node], wrt: Sequence[Node]) -> bool:
+    """Whether a program's graph may gain from fusing, whatever its shapes: at most
+    ``FUSE_MAX_NODES`` nodes, and an op with a kernel form that reads another. Without
+    such a chain in the forward pass (an MLP's matmul, tanh, matmul...) the backward
+    pass has none worth a kernel either, and building (static shapes run every op on
+    dummies) is skipped."""
+    order = topological_sort(list(outputs) + list(wrt))
+    forms = _forms()
+    return len(order) <= limits.FUSE_MAX_NODES and any(
+        isinstance(n, Operator) and n.op.name in forms
+        and any(isinstance(i, Operator) and i.op.name in forms for i in n.inputs)
+        for n in order)
 
 
 def build(outputs: Sequence[Node], wrt: Sequence[Node], leaves: Sequence[Node],
            values: Sequence[Any], rules: Mapping[str, Provided]) -> Fused | None:
-    """The fused plan for leaf values of these shapes and dtypes, or None."""
+    """The fused plan for leaf values of these shapes and dtypes, or None (a program
+    asks ``worth`` first)."""
     order = topological_sort(list(outputs) + list(wrt))
-    forms = {name: p.item for name, p in get_table(KERNEL_FORMS).items.items()}
-    if len(order) > limits.FUSE_MAX_NODES or not _has_chain(order, forms):
-        return None
+    forms = _forms()
     graph = Graph()
     copy = _copy(order, leaves, values, graph)
     if copy is None:
@@ -138,7 +142,7 @@ def build(outputs: Sequence[Node], wrt: Sequence[Node], leaves: Sequence[Node],
     grads = [got.get(w) for w in wrt_copies]
     present = [g for g in grads if g is not None]
     targets = [*outs, *present]
-    planned, fired = rewrite_graph(targets, (), rules)
+    planned, _ = rewrite_graph(targets, (), rules)
     order = topological_sort(list(planned))
     found = kernels(order, planned, StaticShapes(), forms)
     largest = {id(k) for k in sorted(found, key=lambda k: -k.ops)[:limits.FUSE_MAX_KERNELS]}
@@ -158,4 +162,4 @@ def build(outputs: Sequence[Node], wrt: Sequence[Node], leaves: Sequence[Node],
         slots.append(-1 if g is None else k)
         k += g is not None
     return Fused(plan, tuple(index[leaf] for leaf in plan.leaves), len(outs), tuple(slots),
-                  tuple(used), fired, Trial())
+                  tuple(used), Trial())

@@ -28,7 +28,7 @@ from ..registry import RegisteredOp
 from ..shapes import StaticShapes
 from . import limits
 
-__all__ = ["Kernel", "fused_outputs", "kernels"]
+__all__ = ["Kernel", "fused_outputs", "kernels", "rebuilt"]
 
 _DTYPES: Final = (np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.bool_))
 #: Compiled ufuncs by (expression, signature): programs and signatures share them.
@@ -85,6 +85,11 @@ class _Namer:
         return f"c{self.count}"
 
 
+def _plain_array(info: Any) -> bool:
+    """Whether a static (shape, dtype, scalar, backend) is a NumPy array a kernel takes."""
+    return info is not None and info[3] is None and not info[2] and info[1] in _DTYPES
+
+
 def _operand_dtype(node: Operator, shapes: StaticShapes) -> np.dtype[Any]:
     """The dtype NumPy gives a Python number meeting ``node``'s array inputs."""
     dts = [shapes.dtype(i) for i in node.inputs if not isinstance(i, Constant)]
@@ -98,8 +103,9 @@ def _local(node: Operator, shapes: StaticShapes, form: KernelForm,
            namer: _Namer) -> _Local | None:
     """``node``'s own expression, or None when it cannot be fused."""
     info = shapes.info(node)
-    if info is None or info[3] is not None or info[2] or info[1] not in _DTYPES:
+    if not _plain_array(info):
         return None
+    assert info is not None
     operand = _operand_dtype(node, shapes)
     args: list[str] = []
     consts: list[tuple[str, Any]] = []
@@ -116,8 +122,7 @@ def _local(node: Operator, shapes: StaticShapes, form: KernelForm,
             consts.append((name, v))
             args.append(name)
             continue
-        got = shapes.info(i)
-        if got is None or got[3] is not None or got[2] or got[1] not in _DTYPES:
+        if not _plain_array(shapes.info(i)):
             return None
         args.append(_token(k))
     try:
@@ -157,11 +162,15 @@ def kernels(order: Sequence[Node], outputs: Sequence[Node], shapes: StaticShapes
     array: set[Node] = set()  # fusable nodes that must be arrays of their own
     size: dict[Node, int] = {}
 
+    def inline(n: Operator, i: Node) -> bool:
+        """Whether ``n``'s expression computes its input ``i`` rather than reading it."""
+        return i in local and i not in array and takes(n, i)
+
     def inlined(n: Operator) -> list[Node]:
         """The inputs ``n`` computes inside its expression, once per use."""
         text = local[n].text
         return [i for k, i in enumerate(n.inputs) for _ in range(text.count(_token(k)))
-                if i in local and i not in array and takes(n, i)]
+                if inline(n, i)]
 
     for n in order:
         if n not in local:
@@ -181,14 +190,14 @@ def kernels(order: Sequence[Node], outputs: Sequence[Node], shapes: StaticShapes
     for n in order:
         if n in array and size[n] > 1:
             assert isinstance(n, Operator)
-            k = _kernel(n, local, array, takes, namer, shapes)
+            k = _kernel(n, local, inline, namer, shapes)
             if k is not None:
                 found.append(k)
     return found
 
 
-def _kernel(root: Operator, local: Mapping[Node, _Local], array: set[Node],
-            takes: Callable[[Operator, Node], bool], namer: _Namer,
+def _kernel(root: Operator, local: Mapping[Node, _Local],
+            inline: Callable[[Operator, Node], bool], namer: _Namer,
             shapes: StaticShapes) -> Kernel | None:
     """The kernel computing ``root``, or None when it reads too many arrays."""
     inputs: dict[Node, str] = {}
@@ -205,7 +214,7 @@ def _kernel(root: Operator, local: Mapping[Node, _Local], array: set[Node],
             tok = _token(k)
             if tok not in t:
                 continue
-            if i in local and i not in array and takes(n, i):
+            if inline(n, i):
                 assert isinstance(i, Operator)
                 sub, more = text(i)
                 ops += t.count(tok) * more
@@ -302,13 +311,17 @@ def fused_outputs(order: Sequence[Node], outputs: Sequence[Node], found: Sequenc
                        doc=f"fused: {k.expr}")
             ins = tuple(new[i] for i in k.inputs)
             made = Operator(RegisteredOp(op, n.plugin), ins, {}, name=n.name, graph=graph)
+            made.site = n.site
+            new[n] = made
         else:
             ins = tuple(new[i] for i in n.inputs)
-            if ins == n.inputs:
-                new[n] = n
-                continue
-            made = Operator(RegisteredOp(n.op, n.plugin), ins, n.attrs, name=n.name,
-                            graph=graph)
-        made.site = n.site
-        new[n] = made
+            new[n] = n if ins == n.inputs else rebuilt(n, ins, graph)
     return tuple(new[o] for o in outputs), [k for k, _ in by_root.values()]
+
+
+def rebuilt(node: Operator, inputs: tuple[Node, ...], graph: Graph) -> Operator:
+    """``node``'s op, attributes, name and creation site over other inputs, in ``graph``."""
+    made = Operator(RegisteredOp(node.op, node.plugin), inputs, node.attrs, name=node.name,
+                    graph=graph)
+    made.site = node.site
+    return made

@@ -153,7 +153,8 @@ _OPS: Final = [
         # No inline forward: Python's ** raises or goes complex where NumPy answers.
         inline_vjps=("{g} * xp.power_base_grad({0}, {1})", "{g} * {out} * xp.log_or_zero({0})"),
         input_names=("x1", "x2"), samples=_binary_samples(positive_a=True),
-        doc="Elementwise a ** b; d/db is log(a) * a**b where a > 0 and 0 where a == 0.",
+        doc="Elementwise a ** b (products on floats for b = -3, -2, 3, 4); d/db is "
+            "log(a) * a**b where a > 0 and 0 where a == 0.",
     ),
     OpDef(
         name="matmul", array_api=True, arity=2, forward=_matmul, backward=(_matmul_da, _matmul_db),

@@ -72,13 +72,34 @@ def _py_power(a: Any, b: Any) -> Any:
     return r
 
 
+#: Integer exponents a float array's power computes as products (``_int_power``).
+INT_POWERS: Final = frozenset({-3, -2, 3, 4})
+
+
+def _int_power(a: Any, n: int) -> Any:
+    """``a ** n`` of a float array for an integer ``n`` in ``INT_POWERS``, by repeated
+    squaring, as JAX's integer_pow and PyTensor compute it: within 2 ulps of pow for a
+    tenth to a hundredth of its time, with pow's results for 0, inf and NaN (``0 ** -3``
+    is inf, ``(-0.0) ** 3`` is -0.0); a negative power whose denominator overflows is 0
+    where pow would give a subnormal."""
+    r = None
+    for bit in bin(abs(n))[3:]:
+        r = a * a if r is None else np.multiply(r, r, out=r)
+        if bit == "1":
+            np.multiply(r, a, out=r)
+    assert r is not None
+    return r if n > 0 else np.divide(1.0, r, out=r)
+
+
 def _power(a: Any, b: Any) -> Any:
     ta, tb = a.__class__, b.__class__
     if (ta is float or ta is int) and (tb is float or tb is int):
         return _py_power(a, b)
     if ta is np.ndarray and a.dtype.kind == "f" and (tb is float or tb is int):
+        if b in INT_POWERS and a.ndim:
+            return _int_power(a, int(b))
         # The common case, without the dtype checks below; ``**`` rather than np.power
-        # for NumPy's fast paths (x**2 is x*x).
+        # for NumPy's fast paths (x**2 is x*x, x**-1 is 1/x).
         return a**b
     if (ta not in _NUMPY and is_array(a)) or (tb not in _NUMPY and is_array(b)):
         return _xp_power(a, b)
@@ -152,7 +173,10 @@ def _power_base_grad(a: Any, b: Any) -> Any:
         # b as a float: NumPy multiplies by a Python float faster than by an int, and
         # b is exactly a float (an integer of at most 2**53).
         fb = float(b) if abs(b) <= 2**53 else b
-        return fb * a if b == 2 else fb * a ** (b - 1)
+        if b == 2:
+            return fb * a
+        r = _int_power(a, int(b) - 1) if b - 1 in INT_POWERS else a ** (b - 1)
+        return np.multiply(r, fb, out=r)
     if (ta not in _NUMPY and is_array(a)) or (tb not in _NUMPY and is_array(b)):
         return _xp_power_base_grad(a, b)
     af = _floated(np.asarray(a))

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from ..nodes import Operator
+from .consume import last_reader
 from .emit_array_loop import array_loop
 from .ir import Acc, BackwardStep, Contribution, ForwardStep, PlanIR
 from .rolling import Loop
@@ -56,6 +57,9 @@ def _forward(ir: PlanIR, step: ForwardStep, ns: dict[str, Any], compact: bool) -
     vals = [f"v{x}" for x in step.inputs]
     expr = forward_expr(node, i, step.template, vals, ns, twins_of(ir.order, step.inputs, ns))
     lines = [f"v{i} = {expr}"]
+    if not compact:
+        for x in step.dead:
+            last_reader(lines, f"v{x}")
     defs = {f"v{i}"}
     if ir.python_backward and not (step.template is not None and step.template.pure):
         lines.append(f"if v{i}.__class__ not in _PYR: _fast = False")
@@ -139,6 +143,19 @@ def _contribution(ir: PlanIR, step: BackwardStep, c: Contribution, vals: list[st
     return lines + _accumulate(c, pad)
 
 
+def _let_go(lines: list[str], step: BackwardStep, pad: str) -> None:
+    """Hand the gradient and values dying at this step, and the step's terms, to their
+    last readers (``consume``); no term outlives its step holding a gradient's array."""
+    dying = [f"v{s}" for s in step.dead] + [f"g{step.slot}"] * step.free_grad
+    for name in dying:
+        last_reader(lines, name)
+    terms = [f"t{c.k}" for c in step.contributions if not step.joint]
+    if terms:
+        for t in terms:
+            last_reader(lines, t)
+        lines.append(f"{pad}{' = '.join(terms)} = None")
+
+
 def _backward(ir: PlanIR, step: BackwardStep, ns: dict[str, Any], compact: bool) -> Block:
     i, ins = step.slot, step.inputs
     node = ir.order[i]
@@ -163,6 +180,8 @@ def _backward(ir: PlanIR, step: BackwardStep, ns: dict[str, Any], compact: bool)
         lines.append(f"{pad}t = None")
     if shared is not None:
         lines.append(f"{pad}_q = None")
+    if not compact:
+        _let_go(lines, step, pad)
     if step.free_grad:
         lines.append(f"g{i} = None")
     lines += [f"v{s} = None" for s in step.dead]

@@ -26,9 +26,10 @@ BLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 GOALS = {
     ("W1", "autodag compiled"): 10.0, ("W1", "autodag grad"): 50.0,
     # W3 and W4: issue 16's goals; W4-1000000's is with the fusion extra (numba), which
-    # `make bench` installs (without it the goal is 1.0x).
+    # `make bench` installs, and 1.0x without it (the unfused program).
     ("W2", "autodag compiled"): 5.0, ("W3", "autodag compiled"): 1.0,
     ("W4-10", "autodag compiled"): 1.3, ("W4-1000000", "autodag compiled"): 0.2,
+    ("W4-1000000", "autodag compiled, unfused"): 1.0,
     ("W9", "autodag evaluate + grad"): 1.15,
 }
 

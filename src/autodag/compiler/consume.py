@@ -13,6 +13,7 @@ reference and is never written. A pure function of the line's text.
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from collections.abc import Iterator
 from typing import Final
@@ -36,6 +37,35 @@ def _names(node: ast.AST) -> Iterator[ast.Name]:
         yield from _names(child)
 
 
+#: The locals generated code names: values, gradients, terms, shape tokens.
+_LOCAL: Final = re.compile(r"(?<![\w.])[vgts]\d+\b")
+
+
+@functools.lru_cache(maxsize=1024)
+def _last_read(shape: str, name: str) -> int | None:
+    """Which textual occurrence of ``name`` in the expression ``shape`` Python reads
+    last; None when one is a store. Expressions of one template share a shape."""
+    try:
+        tree = ast.parse(shape, mode="eval")
+    except SyntaxError:
+        return None
+    reads = [n for n in _names(tree) if n.id == name]
+    if not reads or any(isinstance(n.ctx, ast.Store) for n in reads):
+        return None
+    spots = sorted(n.col_offset for n in reads)
+    return spots.index(reads[-1].col_offset)
+
+
+def _shape(expr: str, name: str) -> str:
+    """``expr`` with its locals renamed in order of appearance, ``name`` as ``_n``."""
+    names: dict[str, str] = {name: "_n"}
+
+    def rename(m: re.Match[str]) -> str:
+        return names.setdefault(m.group(0), f"_n{len(names)}")
+
+    return _LOCAL.sub(rename, expr)
+
+
 def consumed(line: str, name: str) -> str | None:
     """The assignment ``line`` with its last read of the local ``name`` letting the
     local go; None when the line is no such assignment (or only copies the name)."""
@@ -43,19 +73,16 @@ def consumed(line: str, name: str) -> str | None:
     if m is None or m.group(2) == name:
         return None
     pad, target, expr = m.groups()
-    if expr == name or _word(name).search(expr) is None:
+    hits = list(_word(name).finditer(expr))
+    if not hits or expr == name:
         return None
-    try:
-        tree = ast.parse(expr, mode="eval")
-    except SyntaxError:
+    if len(hits) == 1 and not expr.startswith(":=", hits[0].end() + 1):
+        k: int | None = 0
+    else:
+        k = _last_read(_shape(expr, name), "_n")
+    if k is None:
         return None
-    reads = [n for n in _names(tree) if n.id == name]
-    if not reads or any(isinstance(n.ctx, ast.Store) for n in reads):
-        return None
-    last = reads[-1]
-    # A one-line expression: the column offsets index ``expr`` itself.
-    start, end = last.col_offset, last.end_col_offset
-    assert end is not None
+    start, end = hits[k].span()
     return f"{pad}{target} = {expr[:start]}({name}, {name} := None)[0]{expr[end:]}"
 
 

@@ -27,7 +27,10 @@ def test_a_value_read_twice_gets_a_first_then_an_added_contribution() -> None:
     assert step.slot == slot[y]
     modes = [c.mode for c in step.contributions]
     assert [c.target for c in step.contributions] == [slot[x], slot[x]]
-    assert modes == [Acc.FIRST, Acc.ADD]  # templates never return None: certain
+    # Templates never return None: certain. g * x is a new array, so the gradient is
+    # the plan's own from its first term, and the second is added in place.
+    assert modes == [Acc.FIRST, Acc.OWNED]
+    assert [c.fresh for c in step.contributions] == [True, True]
     assert step.certain and step.written is not None and step.written.complete
 
 
@@ -37,7 +40,10 @@ def test_three_contributions_accumulate_in_place_into_the_owned_sum() -> None:
         y = (x + x) + x
     ir, slot = _ir(y, [x])
     into_x = [c.mode for st in ir.backward for c in st.contributions if c.target == slot[x]]
+    # add passes its gradient through (``{g}``): a first term that is another
+    # gradient's array, so the second makes a new sum, which the third adds to.
     assert into_x == [Acc.FIRST, Acc.ADD, Acc.OWNED]
+    assert not any(c.fresh for st in ir.backward for c in st.contributions)
 
 
 def test_a_called_rule_may_return_none_so_its_gradient_is_not_certain() -> None:

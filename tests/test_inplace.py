@@ -166,6 +166,24 @@ def test_a_failure_after_a_value_was_let_go_is_still_named() -> None:
     assert "(400, 100)" in str(info.value) and "(3, 3)" in str(info.value)
 
 
+def test_a_square_gradient_is_doubled_in_place_exactly() -> None:
+    rng = np.random.default_rng(3)
+    xv = rng.standard_normal(BIG)
+    keep = xv.copy()
+    with ad.Graph():
+        x = ad.Placeholder(name="x", shape=(BIG,))
+        y = ad.Placeholder(name="y", shape=(BIG,))
+        out = ad.ops.sum(x * x + y * 0.5)
+    prog = ad.compile(out, wrt=[x, y], inputs=[x, y], fuse=False)
+    _, (gx, gy) = prog(xv, xv)
+    np.testing.assert_array_equal(gx, 2.0 * xv)  # g * x + g * x with g = 1: exact
+    np.testing.assert_array_equal(gy, np.full(BIG, 0.5))
+    np.testing.assert_array_equal(xv, keep)
+    _, (gx2, _) = prog(-xv, xv)
+    np.testing.assert_array_equal(gx, 2.0 * xv)  # the first call's result is its own
+    np.testing.assert_array_equal(gx2, -2.0 * xv)
+
+
 # --- integer powers ------------------------------------------------------------------
 @pytest.mark.parametrize("n", sorted(INT_POWERS))
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

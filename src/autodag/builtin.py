@@ -135,12 +135,13 @@ _OPS: Final = [
         backward=(
             lambda xp, g, out, a, b: g / b,
             # -g*a/b**2, written with the quotient so that it is exactly the inline form
-            lambda xp, g, out, a, b: -(g / b) * out,
+            lambda xp, g, out, a, b: -((g / b) * out),
         ),
         # No inline forward: Python raises on a / 0.0 where the forward answers inf.
-        # d(a/b)/db = -g*a/b**2 = -(g/b) * out: fewer operations, and g / b is computed
-        # once for both inputs.
-        inline_vjps=("{g} / {1}", "-({g} / {1}) * {out}"),
+        # d(a/b)/db = -g*a/b**2 = -((g/b) * out): fewer operations, g / b computed once
+        # for both inputs, and the product made in the buffer of ``out`` when the
+        # program lets it go (the negation, exact, then in the product's).
+        inline_vjps=("{g} / {1}", "-(({g} / {1}) * {out})"),
         input_names=("x1", "x2"), samples=_binary_samples(positive_b=True),
         doc="Elementwise a / b.",
     ),

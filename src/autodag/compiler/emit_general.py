@@ -90,7 +90,9 @@ def _accumulate(c: Contribution, pad: str) -> list[str]:
     if c.mode is Acc.FIRST:
         return [f"{pad}g{s} = {t}"]
     if c.mode is Acc.FLAGGED:
-        return [f"{pad}if g{s} is None:", f"{pad}    g{s} = {t}", f"{pad}elif o{s}:",
+        # A new array (``fresh``) is the plan's own from the start.
+        first = [f"{pad}    g{s} = {t}"] + [f"{pad}    o{s} = True"] * c.fresh
+        return [f"{pad}if g{s} is None:", *first, f"{pad}elif o{s}:",
                 f"{pad}    g{s} = _iadd(g{s}, {t})", f"{pad}else:",
                 f"{pad}    g{s} = g{s} + {t}", f"{pad}    o{s} = True"]
     if c.mode is Acc.MAYBE:
@@ -115,8 +117,8 @@ def _contribution(ir: PlanIR, step: BackwardStep, c: Contribution, vals: list[st
         expr = twinned(c.code, c.pure, vals, twins, f"g{i}", f"v{i}")
         if c.pure and not compact:
             # x * x: both inputs' terms are g * x, for one gradient; the second is the
-            # first's array (only gradients the program owns are updated in place, never
-            # a term, and the first was summed to the same shape).
+            # first's array (summed to the same shape). Where the first became the
+            # gradient, the plan's own, adding the second in place doubles it: exact.
             if (expr, s) in seen:
                 expr = f"t{seen[expr, s]}"
             else:

@@ -67,10 +67,13 @@ def _last_reads(visit: Sequence[int], inputs: Sequence[tuple[int, ...] | None],
 
 
 def _modes(edges: Sequence[tuple[int, int, int]], sure: Mapping[tuple[int, int], bool],
-           flagged: set[int]) -> dict[tuple[int, int], Acc]:
-    """How each contribution is added, in the order they are made."""
+           flagged: set[int], fresh: Mapping[tuple[int, int], bool],
+           ) -> dict[tuple[int, int], Acc]:
+    """How each contribution is added, in the order they are made. A gradient whose
+    first contribution is a new array (``fresh``) is the plan's from the start."""
     done: dict[int, int] = {}
     all_sure: dict[int, bool] = {}
+    owned: set[int] = set()
     modes: dict[tuple[int, int], Acc] = {}
     for i, k, s in edges:
         c = done.get(s, 0)
@@ -80,13 +83,20 @@ def _modes(edges: Sequence[tuple[int, int, int]], sure: Mapping[tuple[int, int],
         all_sure[s] = before and now
         if c == 0 and now:
             modes[(i, k)] = Acc.FIRST
+            if fresh[(i, k)]:
+                owned.add(s)
         elif s in flagged:
             modes[(i, k)] = Acc.FLAGGED
         elif c == 0 or not before:
             modes[(i, k)] = Acc.MAYBE
         else:
-            modes[(i, k)] = Acc.ADD if c == 1 else Acc.OWNED
+            modes[(i, k)] = Acc.ADD if c == 1 and s not in owned else Acc.OWNED
     return modes
+
+
+def _fresh(w: Any, k: int) -> bool:
+    """Whether input ``k``'s written rule answers a new array (``Written.fresh``)."""
+    return w is not None and k < len(w.fresh) and w.fresh[k]
 
 
 def _reads(inputs: Sequence[tuple[int, ...] | None], want: Mapping[int, tuple[bool, ...]],
@@ -131,7 +141,8 @@ def backward_steps(
             certain.add(s)
         into.setdefault(s, []).append((i, k))
     flagged = {s for s, cs in into.items() if len(cs) >= 3 and not all(sure[c] for c in cs)}
-    modes = _modes(edges, sure, flagged)
+    fresh = {(i, k): _fresh(rules[i].written, k) and i not in looped for i, k, _ in edges}
+    modes = _modes(edges, sure, flagged, fresh)
     pinned = set(outputs) | {s for s in wrt if s is not None}
     # Constants live in the namespace anyway: dropping their locals frees nothing.
     held = pinned | {i for i, n in enumerate(order) if isinstance(n, Constant)}
@@ -149,7 +160,7 @@ def backward_steps(
         contribs = tuple(
             Contribution(k, s, None if r.written is None else r.written.codes[k],
                          r.written is not None and r.written.pure[k], sure[(i, k)],
-                         modes[(i, k)], s in kept or s in pinned)
+                         modes[(i, k)], s in kept or s in pinned, fresh[(i, k)])
             for k, s in by_op.get(i, ()))
         dead = tuple(s for s in dict.fromkeys([i, *ins]) if last.get(s) == i
                      and s not in held)

@@ -63,6 +63,9 @@ class Contribution(NamedTuple):
     mode: Acc
     #: Whether the input's value is kept (else its shape token ``s{target}``).
     like_value: bool
+    #: The term is a new array (``Written.fresh``): a first contribution that is one
+    #: makes the gradient an array the plan owns, added to in place.
+    fresh: bool = False
 
 
 class BackwardStep(NamedTuple):

@@ -74,6 +74,9 @@ class Written(NamedTuple):
     walrus: tuple[str | None, ...] = ()
     #: Namespace names the written rules read, with their values.
     names: tuple[tuple[str, Any], ...] = ()
+    #: Per input: the rule's code is an operator applied last (``{g} * {1}``), so on a
+    #: NumPy array it answers a new array no one else holds.
+    fresh: tuple[bool, ...] = ()
 
 
 class _XpBinder(ast.NodeTransformer):
@@ -216,8 +219,15 @@ def written(op: OpDef, want: Sequence[bool], registry: Registry) -> Written:
         _walrus(fmts, shared),
         tuple(sorted({n for k in wanted if each[k] is not None
                       for n in each[k].names})),  # type: ignore[union-attr]
+        tuple(c is not None and _fresh(c) for c in fmts),
     )
     return got
+
+
+def _fresh(code: str) -> bool:
+    """Whether the code's last step is an arithmetic operator (a new array)."""
+    tree = ast.parse(_FIELD.sub(lambda m: f"_t_{m.group(1)}", code), mode="eval").body
+    return isinstance(tree, (ast.BinOp, ast.UnaryOp)) and not isinstance(tree.op, ast.UAdd)
 
 
 def _walrus(codes: Sequence[str | None], shared: str | None) -> tuple[str | None, ...]:

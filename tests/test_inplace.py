@@ -43,7 +43,8 @@ def test_consumed_takes_the_last_read_in_evaluation_order() -> None:
     # The conditional's branches come after its test, whatever their place in the text.
     got = consumed("t = (a if v1 else b) + v1", "v1")
     assert got == "t = (a if v1 else b) + (v1, v1 := None)[0]"
-    assert consumed("t = (v1 if c else v1)", "v1") == "t = (v1 if c else (v1, v1 := None)[0])"
+    got = consumed("t = (v1 if c else v1 + 1.0)", "v1")
+    assert got == "t = (v1 if c else (v1, v1 := None)[0] + 1.0)"
 
 
 @pytest.mark.parametrize("line", [
@@ -51,6 +52,7 @@ def test_consumed_takes_the_last_read_in_evaluation_order() -> None:
     "g2 = v5",           # a copy of the name: nothing computed in its buffer
     "if v5 is None:",    # not an assignment
     "v7 = v50 + x.v5",   # other names that contain it
+    "v7 = f7(v5, v6)",   # read by a call only: NumPy reuses no buffer there
 ])
 def test_consumed_refuses_what_it_cannot_rewrite(line: str) -> None:
     assert consumed(line, "v5") is None

@@ -44,13 +44,19 @@ _LOCAL: Final = re.compile(r"(?<![\w.])[vgts]\d+\b")
 @functools.lru_cache(maxsize=1024)
 def _last_read(shape: str, name: str) -> int | None:
     """Which textual occurrence of ``name`` in the expression ``shape`` Python reads
-    last; None when one is a store. Expressions of one template share a shape."""
+    last; None when one is a store, or when no read is an operand of an arithmetic
+    operator (the only place NumPy reuses a buffer). Expressions of one template share
+    a shape."""
     try:
         tree = ast.parse(shape, mode="eval")
     except SyntaxError:
         return None
     reads = [n for n in _names(tree) if n.id == name]
     if not reads or any(isinstance(n.ctx, ast.Store) for n in reads):
+        return None
+    operands = {id(c) for op in ast.walk(tree) if isinstance(op, (ast.BinOp, ast.UnaryOp))
+                for c in ast.iter_child_nodes(op)}
+    if not any(id(n) in operands for n in reads):
         return None
     spots = sorted(n.col_offset for n in reads)
     return spots.index(reads[-1].col_offset)
@@ -76,10 +82,7 @@ def consumed(line: str, name: str) -> str | None:
     hits = list(_word(name).finditer(expr))
     if not hits or expr == name:
         return None
-    if len(hits) == 1 and not expr.startswith(":=", hits[0].end() + 1):
-        k: int | None = 0
-    else:
-        k = _last_read(_shape(expr, name), "_n")
+    k = _last_read(_shape(expr, name), "_n")
     if k is None:
         return None
     start, end = hits[k].span()

@@ -264,7 +264,10 @@ def _ufunc(kernel: Kernel) -> Any:
 
 def _runner(kernel: Kernel) -> Callable[..., Any]:
     """The kernel's forward rule: its ufunc on the inputs and constants."""
-    ufunc = _ufunc(kernel)
+    # numba's DUFunc wraps a NumPy ufunc in a Python-level call (half a microsecond);
+    # the plan's inputs always have the kernel's dtypes, so the ufunc itself serves.
+    compiled = _ufunc(kernel)
+    ufunc = getattr(compiled, "ufunc", compiled)
     consts = tuple(v for _, v in kernel.constants)
     shape = kernel.shape
 

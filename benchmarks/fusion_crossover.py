@@ -1,4 +1,4 @@
-"""Where fused numexpr kernels start to pay (issue 16): compiled programs with fusion
+"""Where fused kernels (numba) start to pay: compiled programs with fusion
 forced on at every size against the same programs with ``fuse=False``, timed
 interleaved in one process, for sizes from 2**8 to 2**20 elements.
 

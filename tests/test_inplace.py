@@ -216,3 +216,71 @@ def test_integer_powers_keep_pows_special_values(n: int) -> None:
         got = ad.evaluate(y)
     np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
+
+
+@st.composite
+def _programs(draw: st.DrawFn) -> tuple[list[tuple[str, int, int]], int]:
+    """Random elementwise programs over three inputs, values read several times (so
+    gradients gather several terms, some of them one array) and dying at random."""
+    steps = []
+    for k in range(draw(st.integers(2, 10))):
+        avail = 3 + k
+        op = draw(st.sampled_from(["add", "subtract", "multiply", "divide", "cube",
+                                   "negate", "square", "scale"]))
+        steps.append((op, draw(st.integers(0, avail - 1)), draw(st.integers(0, avail - 1))))
+    return steps, draw(st.integers(0, 2**16))
+
+
+_OPS: dict[str, Any] = {
+    "add": lambda a, b: a + b, "subtract": lambda a, b: a - b,
+    "multiply": lambda a, b: a * b, "divide": lambda a, b: a / (b * b + 1.0),
+    "cube": lambda a, b: a**3 * 0.1, "negate": lambda a, b: -a,
+    "square": lambda a, b: a * a, "scale": lambda a, b: 2.5 * a + b,
+}
+
+
+def _run(steps: list[tuple[str, int, int]], xs: list[Any]) -> list[Any]:
+    vals = list(xs)
+    for op, i, j in steps:
+        vals.append(_OPS[op](vals[i], vals[j]))
+    return vals
+
+
+@settings(max_examples=25, deadline=None, derandomize=True)
+@given(_programs())
+def test_random_large_programs_match_the_interpreter(prog: tuple[list[Any], int]) -> None:
+    steps, seed = prog
+    rng = np.random.default_rng(seed)
+    xvs = [rng.uniform(-1.5, 1.5, BIG) for _ in range(3)]
+    keep = [x.copy() for x in xvs]
+    with ad.Graph():
+        xs = [ad.Placeholder(name=f"x{k}", shape=(BIG,)) for k in range(3)]
+        vals = _run(steps, xs)
+        mid = vals[3 + len(steps) // 2]  # an intermediate the caller also gets
+        out = ad.ops.sum(vals[-1] * vals[-1])
+    prog_ = ad.compile([out, mid], wrt=xs, inputs=xs, fuse=False)
+    (v, m), gs = prog_(*xvs)
+    m_copy, g_copy = np.array(m, copy=True), [np.array(g, copy=True) for g in gs]
+    prog_(*[x[::-1].copy() for x in xvs])  # a second call writes into nothing returned
+    np.testing.assert_array_equal(m, m_copy)
+    for g, c in zip(gs, g_copy, strict=True):
+        np.testing.assert_array_equal(g, c)
+    for x, k in zip(xvs, keep, strict=True):
+        np.testing.assert_array_equal(x, k)
+    feed = dict(zip(xs, xvs, strict=True))
+    np.testing.assert_allclose(v, ad.evaluate(out, feed), rtol=1e-12)
+    np.testing.assert_allclose(m, ad.evaluate(mid, feed), rtol=1e-12)
+    for g, w in zip(gs, ad.grad(out, xs, feed), strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-12)
+    # And independently of both: the plain NumPy program's value, and its derivative
+    # along a random direction by central differences in float64.
+    def f(zs: list[Any]) -> float:
+        return float(np.sum(_run(steps, zs)[-1] ** 2))
+
+    np.testing.assert_allclose(v, f(xvs), rtol=1e-10)
+    ds = [rng.standard_normal(BIG) for _ in range(3)]
+    h = 1e-6
+    fd = (f([x + h * d for x, d in zip(xvs, ds, strict=True)])
+          - f([x - h * d for x, d in zip(xvs, ds, strict=True)])) / (2 * h)
+    along = sum(float(np.dot(g, d)) for g, d in zip(gs, ds, strict=True))
+    assert along == pytest.approx(fd, rel=1e-4, abs=1e-6 * (1.0 + abs(v)))

@@ -209,19 +209,28 @@ class Plan(PlanBase):
             xp = self._registry.numeric
         try:
             result: tuple[tuple[Any, ...], tuple[Any, ...]] = fn(xp, leaf_values)
-        except ArithmeticError as exc:
-            # A formula Python refuses on floats (g / 0.0): NumPy floats answer inf or nan,
-            # as the interpreter does.
-            if not any(v.__class__ is float for v in leaf_values):
-                raise self._named(exc, leaf_values) from exc
-            floats = numpy_floats(leaf_values)
-            try:
-                result = fn(xp, floats)
-            except Exception as again:
-                raise self._named(again, floats) from again
+        except ArithmeticError:
+            return self._refused(fn, xp, leaf_values)
         except Exception as exc:
             raise self._named(exc, leaf_values) from exc
         return result
+
+    def _refused(self, fn: Callable[..., Any], xp: Any, leaf_values: Sequence[Any],
+                 ) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+        """A call whose general function met a formula Python refuses on numbers
+        (g / 0.0, 1 / 0): on NumPy floats, which answer inf or nan as the interpreter
+        does; else (ints, constants) through the interpreter, which answers or names."""
+        if any(v.__class__ is float for v in leaf_values):
+            floats = numpy_floats(leaf_values)
+            try:
+                result: tuple[tuple[Any, ...], tuple[Any, ...]] = fn(xp, floats)
+            except ArithmeticError:
+                pass
+            except Exception as again:
+                raise self._named(again, floats) from again
+            else:
+                return result
+        return Interpreted(self.order, self.outputs, self.wrt).run(xp, leaf_values)
 
     def run_general(self, xp: Any, leaf_values: Sequence[Any],
                     ) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
@@ -249,14 +258,14 @@ class Plan(PlanBase):
 
     def _scalar_failed(self, exc: Exception, leaf_values: Sequence[Any]) -> Sequence[Any]:
         """The leaf values for the general function after the scalar one raised: NumPy
-        floats where Python refused a formula (x / 0.0 after an underflow) that NumPy
-        answers; any other failure is raised, named."""
+        floats where Python refused a formula (x / 0.0) that NumPy answers (the general
+        function then answers, or names the failure); any other failure is raised, named."""
+        if isinstance(exc, ArithmeticError):
+            return numpy_floats(leaf_values)
         named = locate(exc, self._sources, self.order)
         if named is not None:
             raise named from exc
-        if not isinstance(exc, ArithmeticError):
-            raise self._named(exc, leaf_values) from exc
-        return numpy_floats(leaf_values)
+        raise self._named(exc, leaf_values) from exc
 
     def _named(self, exc: Exception, leaf_values: Sequence[Any]) -> Exception:
         """``exc`` as an autodag error naming its node, op, plugin and where it was made."""

@@ -139,7 +139,8 @@ _OPS: Final = [
         ),
         # Inline, so that a dying operand's buffer takes the quotient: on Python numbers
         # Python raises on a / 0.0 where the forward answers inf, and a plan then runs
-        # the call on NumPy floats or through the interpreter. d(a/b)/db = -g*a/b**2 = -((g/b) * out): fewer operations, g / b computed once
+        # the call on NumPy floats or through the interpreter.
+        # d(a/b)/db = -g*a/b**2 = -((g/b) * out): fewer operations, g / b computed once
         # for both inputs, and the product made in the buffer of ``out`` when the
         # program lets it go (the negation, exact, then in the product's).
         inline="{0} / {1}", inline_vjps=("{g} / {1}", "-(({g} / {1}) * {out})"),

@@ -3,9 +3,10 @@
 ``python benchmarks/compare.py --base REF [--quick] [--repeats N]`` exports REF's tree
 (``git archive``) and a copy of the working tree's ``src`` directories (taken once, at
 the start) into a temporary directory and runs every case of ``run.py`` (W1-W4
-and the compile-cost cases) and an import probe once per round for each side, in turns:
-base, current, base, current, ... Each run is a fresh process that executes this tree's
-benchmark scripts (``workloads.py``, ``compile_cost.py``) but imports ``autodag`` and
+and the compile-cost cases), ``beyond.py``'s workloads and an import probe once per
+round for each side, in turns: base, current, base, current, ... Each run is a fresh
+process that executes this tree's benchmark scripts (``workloads.py``,
+``compile_cost.py``, ``beyond.py``) but imports ``autodag`` and
 its plugins (``autodag_math``, ``autodag_array``, ``autodag_nn``) from its side's tree:
 a bootstrap puts that tree's source directories first on ``sys.path``, drops every other
 directory holding an ``autodag*`` package and any editable-install finder, then runs the
@@ -296,6 +297,9 @@ def _cases(quick: bool, only: set[str] | None) -> list[Case]:
                   clean) for label, a, clean in WORKLOAD_CASES]
     cases += [Case(label, HERE / "compile_cost.py", a, kind="compile")
               for label, a in COMPILE_CASES]
+    # Workloads beyond the published ones (beyond.py), each against its own baseline.
+    cases.append(Case("beyond", HERE / "beyond.py", ["--budget", budget, "--repeats", repeats],
+                      kind="beyond"))
     if only is not None:
         unknown = only - {c.label for c in cases} - {"import"}
         if unknown:

@@ -115,7 +115,7 @@ def main() -> None:
         case: dict[str, Callable[[], Any]] = {}
         for fuse in ([False, True] if fused else [False]):
             prog = ad.compile(out, wrt=wrt, inputs=inputs, fuse=fuse)
-            case["fused" if fuse else "unfused"] = lambda prog=prog: prog(*values)
+            case["fused" if fuse else "unfused"] = lambda p=prog, v=values: p(*v)
         check(case, baseline, 1e-3 if name == "cubic32" else 1e-9)
         got = time_interleaved(case, baseline, args.budget, args.repeats)
         times.update({f"{name} {k}": v for k, v in got.items()})

@@ -83,17 +83,17 @@ def consumed(line: str, name: str) -> str | None:
     if not hits or expr == name:
         return None
     k = _last_read(_shape(expr, name), "_n")
-    if k is None:
+    if k is None or k >= len(hits):
         return None
     start, end = hits[k].span()
     return f"{pad}{target} = {expr[:start]}({name}, {name} := None)[0]{expr[end:]}"
 
 
-def last_reader(lines: list[str], name: str, first: int = 0) -> None:
-    """Rewrite, in place, the last of ``lines[first:]`` reading ``name`` so that it lets
-    the local go as it reads it, when that line is an assignment (else leave them)."""
+def last_reader(lines: list[str], name: str) -> None:
+    """Rewrite, in place, the last of ``lines`` reading ``name`` so that it lets the
+    local go as it reads it, when that line is an assignment (else leave them)."""
     word = _word(name)
-    for j in range(len(lines) - 1, first - 1, -1):
+    for j in range(len(lines) - 1, -1, -1):
         if word.search(lines[j]):
             got = consumed(lines[j], name)
             if got is not None:

@@ -412,3 +412,34 @@ def test_threads_making_the_general_function_at_once_agree() -> None:
     for t in threads:
         t.join()
     assert errors == []
+
+
+@pytest.mark.parametrize("a, b", [(1.0, 0.0), (1, 0), (-2, 0.0), (np.float64(3.0), 0.0),
+                                  (np.ones(3), np.zeros(3))])
+def test_division_by_zero_answers_what_the_interpreter_does(a: Any, b: Any) -> None:
+    # Python raises on 1 / 0.0 where the graph answers inf: the program reruns the call
+    # on NumPy floats, or through the interpreter, and answers the same.
+    with ad.Graph():
+        x, y = ad.Placeholder(name="x"), ad.Placeholder(name="y")
+        out = x / y
+    prog = ad.compile(out, wrt=[x, y], inputs=[x, y])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        value, grads = prog(a, b)
+        want_v = ad.evaluate(out, {x: a, y: b})
+        want_g = ad.grad(out, [x, y], {x: a, y: b})
+    np.testing.assert_array_equal(value, want_v)
+    assert np.all(np.isinf(value)) and np.all(np.sign(value) == np.sign(a))
+    for g, w in zip(grads, want_g, strict=True):
+        np.testing.assert_array_equal(g, w)
+
+
+def test_a_constant_division_by_zero_without_rewrites_answers_inf() -> None:
+    with ad.Graph():
+        x = ad.Placeholder(name="x")
+        out = x * (ad.Constant(1.0) / ad.Constant(0.0))
+    prog = ad.compile(out, wrt=[x], inputs=[x], disable_rewrites="all")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for xv in (2.0, 2, np.full(3, 2.0)):
+            value, (g,) = prog(xv)
+            np.testing.assert_array_equal(value, np.inf * np.ones(np.shape(xv)))
+            np.testing.assert_array_equal(g, np.inf * np.ones(np.shape(xv)))

@@ -25,8 +25,6 @@ from workloads import check, time_interleaved  # this directory's
 
 import autodag as ad
 
-Case = tuple[Callable[..., Any], Callable[[], Any], list[Any]]
-
 
 def _logistic(rng: np.random.Generator) -> tuple[Any, Callable[[], Any], list[Any]]:
     n = 1_000_000

@@ -37,7 +37,7 @@ def _cut(blocks: Sequence[Block], size: int) -> list[list[Block]]:
 def _mark(b: Block, first: int, lines: dict[int, Line]) -> None:
     """Map every line of a block that computes a node to that node."""
     if b.node is not None:
-        line = Line(b.node, b.args, backward=b.backward)
+        line = Line(b.node, b.args, backward=b.backward, let_go=b.let_go)
         for n in range(first, first + len(b.lines)):
             lines[n] = line
     for offset, mark in b.marks:

@@ -89,13 +89,15 @@ def consumed(line: str, name: str) -> str | None:
     return f"{pad}{target} = {expr[:start]}({name}, {name} := None)[0]{expr[end:]}"
 
 
-def last_reader(lines: list[str], name: str) -> None:
+def last_reader(lines: list[str], name: str) -> bool:
     """Rewrite, in place, the last of ``lines`` reading ``name`` so that it lets the
-    local go as it reads it, when that line is an assignment (else leave them)."""
+    local go as it reads it, when that line is an assignment (else leave them); whether
+    it did."""
     word = _word(name)
     for j in range(len(lines) - 1, -1, -1):
         if word.search(lines[j]):
             got = consumed(lines[j], name)
             if got is not None:
                 lines[j] = got
-            return
+            return got is not None
+    return False

@@ -57,9 +57,8 @@ def _forward(ir: PlanIR, step: ForwardStep, ns: dict[str, Any], compact: bool) -
     vals = [f"v{x}" for x in step.inputs]
     expr = forward_expr(node, i, step.template, vals, ns, twins_of(ir.order, step.inputs, ns))
     lines = [f"v{i} = {expr}"]
-    if not compact:
-        for x in step.dead:
-            last_reader(lines, f"v{x}")
+    let_go = () if compact else tuple(
+        f"v{x}" for x in step.dead if last_reader(lines, f"v{x}"))
     defs = {f"v{i}"}
     if ir.python_backward and not (step.template is not None and step.template.pure):
         lines.append(f"if v{i}.__class__ not in _PYR: _fast = False")
@@ -70,7 +69,8 @@ def _forward(ir: PlanIR, step: ForwardStep, ns: dict[str, Any], compact: bool) -
     for x in step.dead:
         lines.append(f"v{x} = None")
         defs.add(f"v{x}")
-    return Block(tuple(lines), frozenset(defs), frozenset(vals), node=i, args=tuple(vals))
+    return Block(tuple(lines), frozenset(defs), frozenset(vals), node=i, args=tuple(vals),
+                 let_go=let_go)
 
 
 def _seed(ir: PlanIR, inner: set[int]) -> Block:
@@ -145,17 +145,18 @@ def _contribution(ir: PlanIR, step: BackwardStep, c: Contribution, vals: list[st
     return lines + _accumulate(c, pad)
 
 
-def _let_go(lines: list[str], step: BackwardStep, pad: str) -> None:
+def _let_go(lines: list[str], step: BackwardStep, pad: str) -> tuple[str, ...]:
     """Hand the gradient and values dying at this step, and the step's terms, to their
-    last readers (``consume``); no term outlives its step holding a gradient's array."""
+    last readers (``consume``); no term outlives its step holding a gradient's array.
+    The gradient and values handed over."""
     dying = [f"v{s}" for s in step.dead] + [f"g{step.slot}"] * step.free_grad
-    for name in dying:
-        last_reader(lines, name)
+    handed = tuple(name for name in dying if last_reader(lines, name))
     terms = [f"t{c.k}" for c in step.contributions if not step.joint]
     if terms:
         for t in terms:
             last_reader(lines, t)
         lines.append(f"{pad}{' = '.join(terms)} = None")
+    return handed
 
 
 def _backward(ir: PlanIR, step: BackwardStep, ns: dict[str, Any], compact: bool) -> Block:
@@ -182,8 +183,7 @@ def _backward(ir: PlanIR, step: BackwardStep, ns: dict[str, Any], compact: bool)
         lines.append(f"{pad}t = None")
     if shared is not None:
         lines.append(f"{pad}_q = None")
-    if not compact:
-        _let_go(lines, step, pad)
+    let_go = () if compact else _let_go(lines, step, pad)
     if step.free_grad:
         lines.append(f"g{i} = None")
     lines += [f"v{s} = None" for s in step.dead]
@@ -196,7 +196,7 @@ def _backward(ir: PlanIR, step: BackwardStep, ns: dict[str, Any], compact: bool)
     uses = {f"g{i}", f"v{i}", *vals, *(f"s{s}" for s in ins), *(f"g{s}" for s in targets),
             *flags}
     return Block(tuple(lines), frozenset(defs), frozenset(uses), node=i, args=tuple(vals),
-                 backward=True)
+                 backward=True, let_go=let_go)
 
 
 def _result(ir: PlanIR) -> Block:

@@ -30,13 +30,12 @@ def locate(exc: Exception, sources: Mapping[str, Source],
             node = order[slot]
             assert isinstance(node, Operator)
             ns = src.namespace
-            args = [local[n] if n in local else ns.get(n) for n in line.args]
-            grad = local.get(line.grad or f"g{slot}") if line.backward else ()
-            if grad is None or any(a is None for a in args):
-                # An input the line let go of (``consume``): the interpreter names it.
+            if any(local.get(n) is None for n in line.let_go):
+                # An input the op's lines let go of (``consume``): the interpreter names it.
                 return None
+            args = [local[n] if n in local else ns.get(n) for n in line.args]
             if line.backward:
-                return backward_error(node, grad, args, exc)
+                return backward_error(node, local.get(line.grad or f"g{slot}"), args, exc)
             return forward_error(node, args, exc)
         tb = tb.tb_next
     return None

@@ -28,6 +28,8 @@ class Block(NamedTuple):
     backward: bool = False
     #: For a block of several ops (a loop): (line offset in the block, what it computes).
     marks: tuple[tuple[int, Line], ...] = ()
+    #: Locals a line of the block lets go of as it reads them (``consume``).
+    let_go: tuple[str, ...] = ()
 
 
 class Line(NamedTuple):
@@ -44,6 +46,9 @@ class Line(NamedTuple):
     #: the op's incoming gradient there (``g{slot}`` when empty).
     backward: bool = False
     grad: str = ""
+    #: Locals the op's lines let go of as they read them (``consume``): None there
+    #: after such a read, so an error reading them must come from the interpreter.
+    let_go: tuple[str, ...] = ()
 
 
 class Source(NamedTuple):
